@@ -1,0 +1,137 @@
+"""Airflow hook for the Metronome API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_metronome.client.api import (
+    DEFAULT_TIMEOUT,
+    ClientSettings,
+    MetronomeApi,
+    normalize_base_url,
+)
+from airflow_provider_metronome.client.retry import RetryPolicy
+from airflow_provider_metronome.exceptions import MetronomeConfigError
+
+
+def _extra_number(extra: dict[str, Any], name: str, default: float, conn_id: str) -> float:
+    # Accept both the plain key and the prefixed form older UIs wrote.
+    value = extra.get(name, extra.get(f"extra__metronome__{name}"))
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MetronomeConfigError(
+            f"Connection {conn_id!r}: extra field {name!r} must be a number, got {value!r}"
+        ) from None
+    if number < 0:
+        raise MetronomeConfigError(f"Connection {conn_id!r}: extra field {name!r} must be >= 0")
+    return number
+
+
+class MetronomeHook(MetronomeApi, BaseHook):
+    """Interact with Metronome through the official ``metronome-sdk``.
+
+    The connection is read on first use, never in ``__init__``. Its ``password`` is
+    the API token; its ``host`` the base URL (a full URL such as
+    ``http://127.0.0.1:8080``, a bare host with https assumed, or empty for
+    ``https://api.metronome.com``). Extra fields: ``timeout`` (seconds per request,
+    default 60), ``max_retries`` (default 5) and ``max_retry_wait`` (seconds all
+    retries of one request may wait together, default 120).
+
+    Every typed method (see :class:`~airflow_provider_metronome.client.api.MetronomeApi`)
+    retries connection errors, timeouts, 408, 429 and 5xx with exponential backoff and
+    jitter, honouring ``Retry-After``; other 4xx fail at once with the API's message.
+
+    :param metronome_conn_id: the Airflow connection id of type ``metronome``.
+    :param timeout: overrides the connection's ``timeout``.
+    :param max_retries: overrides the connection's ``max_retries``.
+    :param max_connections: size of the HTTP connection pool.
+    """
+
+    conn_name_attr = "metronome_conn_id"
+    default_conn_name = "metronome_default"
+    conn_type = "metronome"
+    hook_name = "Metronome"
+
+    def __init__(
+        self,
+        metronome_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_connections: int = 64,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.metronome_conn_id = metronome_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_connections = max_connections
+
+    def _client_settings(self) -> ClientSettings:
+        conn = self.get_connection(self.metronome_conn_id)
+        conn_id = self.metronome_conn_id
+        extra = conn.extra_dejson or {}
+        token = conn.password or ""
+        if not token:
+            raise MetronomeConfigError(
+                f"Connection {conn_id!r} has no API token: put the Metronome API token in its password"
+            )
+        timeout = (
+            self.timeout
+            if self.timeout is not None
+            else _extra_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id)
+        )
+        retries = (
+            self.max_retries
+            if self.max_retries is not None
+            else int(_extra_number(extra, "max_retries", 5, conn_id))
+        )
+        total_wait = _extra_number(extra, "max_retry_wait", 120.0, conn_id)
+        try:
+            base_url = normalize_base_url(conn.host if not conn.port else f"{conn.host}:{conn.port}")
+        except MetronomeConfigError as err:
+            raise MetronomeConfigError(f"Connection {conn_id!r}: {err}") from None
+        return ClientSettings(
+            base_url=base_url,
+            token=token,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=retries, max_total_wait=total_wait),
+            max_connections=self.max_connections,
+            source=f"Airflow connection {conn_id!r}",
+        )
+
+    def __repr__(self) -> str:
+        return f"MetronomeHook(metronome_conn_id={self.metronome_conn_id!r})"
+
+    # Legacy form hooks, for Airflow versions that read the form from the hook class.
+    # Provider info (get_provider_info) declares the same thing declaratively.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra connection form fields (legacy UI)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, StringField
+
+        return {
+            "timeout": StringField(lazy_gettext("Timeout (seconds)"), widget=BS3TextFieldWidget()),
+            "max_retries": IntegerField(lazy_gettext("Max retries"), widget=BS3TextFieldWidget()),
+            "max_retry_wait": StringField(
+                lazy_gettext("Max total retry wait (seconds)"), widget=BS3TextFieldWidget()
+            ),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel and hide connection form fields (legacy UI)."""
+        from airflow_provider_metronome.get_provider_info import METRONOME_UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": METRONOME_UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": METRONOME_UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": METRONOME_UI_FIELD_BEHAVIOUR["placeholders"],
+        }

@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated AIRFLOW_HOME per worker, and a real emulator over HTTP."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Airflow reads its configuration when first imported: isolate it before that.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="apm-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(os.path.dirname(__file__)), "dags")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ.pop("AIRFLOW_CONN_METRONOME_DEFAULT", None)
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from airflow_provider_metronome.emulator.testing import RunningEmulator, running_emulator  # noqa: E402
+from tests import seeds  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+TOKEN = "tok_live_3f9a1c0b8e7d6a5f4e3d2c1b0a99"
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> str:
+    """The AIRFLOW_HOME of this test process."""
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def _emulator_process() -> Iterator[RunningEmulator]:
+    with running_emulator(seed=seeds.small_seed(), token=TOKEN) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(_emulator_process: RunningEmulator) -> Iterator[RunningEmulator]:
+    """A running emulator, reset to :func:`tests.seeds.small_seed` with no faults."""
+    emu = _emulator_process
+    emu.admin("reset", seeds.small_seed())
+    emu.admin("faults", _NO_FAULTS)
+    emu.admin("settings", {"providers_page_size": 50})
+    yield emu
+    emu.admin("faults", _NO_FAULTS)
+
+
+_NO_FAULTS: dict[str, Any] = {
+    "latency_ms": 0,
+    "jitter_ms": 0,
+    "p_429": 0,
+    "p_500": 0,
+    "p_503": 0,
+    "p_reset": 0,
+    "p_commit_500": 0,
+    "rate_limit": 0,
+    "rate_burst": 0,
+    "retry_after_ms": 50,
+    "seed": 0,
+}
+
+
+@pytest.fixture
+def metronome_conn(monkeypatch: pytest.MonkeyPatch, emulator: RunningEmulator) -> str:
+    """An Airflow connection ``metronome_default`` pointing at the emulator."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_METRONOME_DEFAULT",
+        json.dumps({"conn_type": "metronome", "host": emulator.url, "password": TOKEN}),
+    )
+    return "metronome_default"
