@@ -40,7 +40,7 @@ def main() -> None:
         hook = MetronomeHook()
         print(hook.test_connection()[1])
         for dm in hook.list_configured_billing_providers():
-            print(f"delivery method {dm['delivery_method_id']}: {dm['billing_provider']} / {dm['delivery_method']}")
+            print(f"delivery method {dm['delivery_method_id']}: {dm['billing_provider']}")
         row = {
             "customer_id": CUSTOMER,
             "billing_provider": "stripe",

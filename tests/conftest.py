@@ -9,9 +9,13 @@ import tempfile
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="apm-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(os.path.dirname(__file__)), "dags")
+# dag.test() serialises DAGs from the DAG bundle: tests write their DAG files here.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(_AIRFLOW_HOME, "dags")
+os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
-os.environ.pop("AIRFLOW_CONN_METRONOME_DEFAULT", None)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+for _name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_")]:
+    os.environ.pop(_name)
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
@@ -64,6 +68,19 @@ _NO_FAULTS: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session")
+def airflow_db(airflow_home: str) -> str:
+    """A migrated metadata database (SQLite in AIRFLOW_HOME), made once per test process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = Path(sys.executable).parent / "airflow"
+    out = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
 @pytest.fixture
 def metronome_conn(monkeypatch: pytest.MonkeyPatch, emulator: RunningEmulator) -> str:
     """An Airflow connection ``metronome_default`` pointing at the emulator."""
@@ -74,3 +91,25 @@ def metronome_conn(monkeypatch: pytest.MonkeyPatch, emulator: RunningEmulator) -
         json.dumps({"conn_type": "metronome", "host": emulator.url, "password": TOKEN}),
     )
     return "metronome_default"
+
+
+AVALARA_PASSWORD = "Av4lara-P@ss-7f3e9c"
+
+
+@pytest.fixture
+def avalara_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """An Airflow connection ``avalara_default``."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AVALARA_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "avalara",
+                "login": "tax@example.com",
+                "password": AVALARA_PASSWORD,
+                "extra": {"environment": "SANDBOX", "commit_transactions": True},
+            }
+        ),
+    )
+    return "avalara_default"

@@ -14,6 +14,7 @@ what was created), and never retries 409.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -103,6 +104,22 @@ class MetronomeApi:
     _sdk_cache: Metronome | None = None
     _raw_sdk_cache: Metronome | None = None
     _build_lock = threading.Lock()
+    _calls: itertools.count[int] | None = None
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests sent so far by the typed methods (every retry counts)."""
+        if self._calls is None:
+            return 0
+        # itertools.count is atomic under the GIL; its repr is the only way to peek.
+        return int(repr(self._calls)[6:-1])
+
+    def _count_call(self) -> None:
+        if self._calls is None:
+            with self._build_lock:
+                if self._calls is None:
+                    self._calls = itertools.count()
+        next(self._calls)
 
     # -- configuration --------------------------------------------------------------
 
@@ -223,6 +240,7 @@ class MetronomeApi:
         while True:
             attempt += 1
             headers = {"Idempotency-Key": key} if key else {}
+            self._count_call()
             try:
                 return send(headers)
             except APIStatusError as err:

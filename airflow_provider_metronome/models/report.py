@@ -1,0 +1,131 @@
+"""What a sync did: counts, samples of created ids and of rejected rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+# The report stays small whatever the table size: the full lists go to the
+# rejects file and to the logs, the report keeps the first few.
+SAMPLE_LIMIT = 100
+
+
+class Rejection(BaseModel):
+    """A row that was not synced.
+
+    :param row: 1-based position of the row in the source.
+    :param key: the row's identity as given (customer and billing provider).
+    :param field: the column (or ``configuration.<key>``) at fault.
+    :param reason: what is wrong and how to fix it.
+    """
+
+    row: int
+    key: str
+    field: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"row {self.row} ({self.key}) {self.field}: {self.reason}"
+
+
+class PlannedChange(BaseModel):
+    """A change a dry run would make (or a sync made), for the log and the report.
+
+    :param action: ``create`` or ``archive``.
+    :param customer_id: the customer.
+    :param billing_provider: the provider.
+    :param detail: the configuration to create, or the configuration id to archive.
+    """
+
+    action: str
+    customer_id: str
+    billing_provider: str
+    detail: dict[str, Any]
+
+
+class SyncReport(BaseModel):
+    """Counts and samples of one sync run.
+
+    Counts: ``rows_read`` = ``rejected`` + ``duplicates`` + ``created`` + ``unchanged``
+    (a row is exactly one of those; in a dry run ``created`` counts what would be created).
+    """
+
+    mode: str = "create_missing"
+    dry_run: bool = False
+    rows_read: int = 0
+    valid: int = 0
+    created: int = 0
+    unchanged: int = 0
+    archived: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    customers: int = 0
+    api_calls: int = 0
+    seconds: float = 0.0
+    by_provider: dict[str, dict[str, int]] = Field(default_factory=dict)
+    created_ids: list[str] = Field(default_factory=list)
+    archived_ids: list[str] = Field(default_factory=list)
+    rejections: list[Rejection] = Field(default_factory=list)
+    planned: list[PlannedChange] = Field(default_factory=list)
+
+    def count(self, provider: str, outcome: str, n: int = 1) -> None:
+        """Add ``n`` to the ``outcome`` counter of ``provider``."""
+        counter = self.by_provider.setdefault(provider, {})
+        counter[outcome] = counter.get(outcome, 0) + n
+
+    def add_rejection(self, rejection: Rejection, provider: str | None) -> None:
+        self.rejected += 1
+        if provider:
+            self.count(provider, "rejected")
+        if len(self.rejections) < SAMPLE_LIMIT:
+            self.rejections.append(rejection)
+
+    def add_created(self, ids: list[str]) -> None:
+        room = SAMPLE_LIMIT - len(self.created_ids)
+        if room > 0:
+            self.created_ids.extend(ids[:room])
+
+    def add_archived(self, ids: list[str]) -> None:
+        self.archived += len(ids)
+        room = SAMPLE_LIMIT - len(self.archived_ids)
+        if room > 0:
+            self.archived_ids.extend(ids[:room])
+
+    def rejection_reasons(self) -> Counter[str]:
+        return Counter(r.field for r in self.rejections)
+
+    def summary(self, *, sample: int = 10) -> dict[str, Any]:
+        """A small JSON-serialisable summary, fit for XCom."""
+        return {
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "rows_read": self.rows_read,
+            "valid": self.valid,
+            "created": self.created,
+            "unchanged": self.unchanged,
+            "archived": self.archived,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "customers": self.customers,
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 2),
+            "by_provider": self.by_provider,
+            "created_ids_sample": self.created_ids[:sample],
+            "rejections_sample": [r.model_dump() for r in self.rejections[:sample]],
+        }
+
+    def text(self) -> str:
+        """A few human lines."""
+        verb = "would create" if self.dry_run else "created"
+        averb = "would archive" if self.dry_run else "archived"
+        lines = [
+            f"rows read {self.rows_read}: {verb} {self.created}, unchanged {self.unchanged}, "
+            f"{averb} {self.archived}, duplicates {self.duplicates}, rejected {self.rejected} "
+            f"({self.customers} customers, {self.api_calls} API calls, {self.seconds:.1f}s)"
+        ]
+        for provider in sorted(self.by_provider):
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(self.by_provider[provider].items()))
+            lines.append(f"  {provider}: {counts}")
+        return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""SetBillingProviderConfigOperator: make Metronome's billing configurations follow a table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+
+from airflow_provider_metronome.hooks.metronome import MetronomeHook
+from airflow_provider_metronome.links import MetronomeLink, metronome_url
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_metronome.models.report import Rejection, SyncReport
+
+MODES = ("create_missing", "replace")
+
+
+class SetBillingProviderConfigOperator(BaseOperator):
+    """Sync Metronome billing provider configurations from rows.
+
+    Rows follow the warehouse row contract (``customer_id`` or ``ingest_alias``,
+    ``billing_provider``, ``configuration``, ``delivery_method`` or
+    ``delivery_method_id``, optional ``tax_provider``) and come either from
+    ``configurations`` or from ``sql`` run on any DB-API connection (streamed in
+    chunks, so memory stays flat). The operator creates only what is missing, so
+    re-runs, retries and overlapping backfills never duplicate
+    (``POST /v1/setCustomerBillingProviderConfigurations``).
+
+    Bad rows never sink good rows: every good row is synced, each rejected row is
+    logged (and written to ``rejects_path``) with its row number, key, field and
+    reason; then the task fails if more than ``max_rejected_rows`` were rejected.
+
+    Returns a small JSON summary (counts, samples) as XCom.
+
+    :param configurations: rows as a list of mappings. (templated)
+    :param sql: a query returning rows, or a path to a ``.sql`` file. (templated)
+    :param conn_id: the Airflow connection ``sql`` runs on (any ``DbApiHook``). (templated)
+    :param parameters: parameters of ``sql``, in the driver's style. (templated)
+    :param metronome_conn_id: the ``metronome`` connection. (templated)
+    :param mode: ``create_missing`` (default) creates what is missing and touches
+        nothing else; ``replace`` also archives, before creating, the other active
+        configurations of each customer + billing provider in the rows. (templated)
+    :param dry_run: plan only: log exactly what would be created or archived, change
+        nothing. (templated, as the attribute ``dry_run_enabled``)
+    :param batch_size: configurations per create request.
+    :param max_concurrency: Metronome requests in flight at once.
+    :param fetch_size: rows fetched from the database per round trip.
+    :param max_rejected_rows: rejected rows tolerated before the task fails (default 0).
+    :param rejects_path: where to write rejected rows as JSON lines: a local path or
+        any object-storage URL Airflow understands (``s3://…``, ``gs://…``). (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        "configurations",
+        "sql",
+        "conn_id",
+        "parameters",
+        "metronome_conn_id",
+        "mode",
+        "dry_run_enabled",
+        "rejects_path",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "configurations": "json", "parameters": "json"}
+    ui_color = "#e8f0fe"
+    operator_extra_links = (MetronomeLink(),)
+
+    def __init__(
+        self,
+        *,
+        configurations: list[Mapping[str, Any]] | str | None = None,
+        sql: str | None = None,
+        conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        metronome_conn_id: str = MetronomeHook.default_conn_name,
+        mode: str = "create_missing",
+        dry_run: bool | str = False,
+        batch_size: int = 100,
+        max_concurrency: int = 16,
+        fetch_size: int = 2000,
+        max_rejected_rows: int = 0,
+        rejects_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (configurations is None) == (sql is None):
+            raise ValueError(f"{self.task_id}: give exactly one of configurations and sql")
+        if sql is not None and not conn_id:
+            raise ValueError(f"{self.task_id}: sql needs conn_id (the warehouse connection)")
+        for name, value in (
+            ("batch_size", batch_size),
+            ("max_concurrency", max_concurrency),
+            ("fetch_size", fetch_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{self.task_id}: {name} must be a positive integer, got {value!r}")
+        if not isinstance(max_rejected_rows, int) or max_rejected_rows < 0:
+            raise ValueError(f"{self.task_id}: max_rejected_rows must be >= 0, got {max_rejected_rows!r}")
+        self.configurations = configurations
+        self.sql = sql
+        self.conn_id = conn_id
+        self.parameters = parameters
+        self.metronome_conn_id = metronome_conn_id
+        self.mode = mode
+        # Not ``self.dry_run``: that name is BaseOperator's own dry_run() method.
+        self.dry_run_enabled = dry_run
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.fetch_size = fetch_size
+        self.max_rejected_rows = max_rejected_rows
+        self.rejects_path = rejects_path
+
+    # -- sources ------------------------------------------------------------------------
+
+    def _rows(self, stack: ExitStack) -> Iterable[Mapping[str, Any]]:
+        if self.sql is not None:
+            return self._query_rows(stack)
+        rows = self.configurations
+        if isinstance(rows, str):
+            try:
+                rows = json.loads(rows)
+            except ValueError as err:
+                raise AirflowFailException(f"configurations is text but not JSON: {err}") from None
+        if isinstance(rows, Mapping):
+            rows = [rows]
+        if not isinstance(rows, (list, tuple)):
+            raise AirflowFailException(f"configurations must be a list of rows, got {type(rows).__name__}")
+        return rows
+
+    def _query_rows(self, stack: ExitStack) -> Iterator[dict[str, Any]]:
+        from airflow.providers.common.compat.sdk import BaseHook
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        from airflow_provider_metronome.sync.sources import iter_query_rows
+
+        hook = BaseHook.get_connection(str(self.conn_id)).get_hook()
+        if not isinstance(hook, DbApiHook):
+            raise AirflowFailException(
+                f"Connection {self.conn_id!r} gives a {type(hook).__name__}, not a SQL (DbApiHook) connection"
+            )
+        connection = hook.get_conn()
+        stack.callback(connection.close)
+        self.log.info("Reading rows from connection %r, %d per fetch", self.conn_id, self.fetch_size)
+        return iter_query_rows(connection, str(self.sql), self.parameters, fetch_size=self.fetch_size)
+
+    # -- rejects file ------------------------------------------------------------------------
+
+    def _rejects_writer(self, stack: ExitStack) -> Any:
+        if not self.rejects_path:
+            return None
+        path = str(self.rejects_path)
+        if "://" in path:
+            from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+            handle = stack.enter_context(ObjectStoragePath(path).open("w"))
+        else:
+            handle = stack.enter_context(open(path, "w", encoding="utf-8"))  # noqa: SIM115
+
+        def write(rejection: Rejection) -> None:
+            handle.write(json.dumps(rejection.model_dump(), ensure_ascii=False) + "\n")
+
+        return write
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_metronome.exceptions import MetronomeAuthError, MetronomeConfigError
+        from airflow_provider_metronome.sync import BillingConfigSync, SyncOptions
+
+        dry_run = _as_bool(self.dry_run_enabled, "dry_run")
+        if self.mode not in MODES:
+            raise AirflowFailException(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        hook = MetronomeHook(
+            metronome_conn_id=self.metronome_conn_id, max_connections=max(self.max_concurrency, 8)
+        )
+        options = SyncOptions(
+            mode=self.mode,
+            dry_run=dry_run,
+            batch_size=self.batch_size,
+            max_concurrency=self.max_concurrency,
+            chunk_size=self.fetch_size,
+        )
+        try:
+            with ExitStack() as stack:
+                stack.callback(hook.close)
+                engine = BillingConfigSync(
+                    hook,
+                    options,
+                    on_reject=self._rejects_writer(stack),
+                    logger=self.log,  # type: ignore[arg-type]
+                )
+                report = engine.run(self._rows(stack))
+        except MetronomeAuthError as err:
+            raise AirflowFailException(
+                f"Metronome refused the credentials of connection {self.metronome_conn_id!r}: {err}"
+            ) from None
+        except MetronomeConfigError as err:
+            raise AirflowFailException(str(err)) from None
+        summary = report.summary()
+        MetronomeLink.persist(context, metronome_url(hook.settings.base_url))
+        context["ti"].xcom_push(key="sync_summary", value=summary)
+        self._check_tolerance(report)
+        return summary
+
+    def _check_tolerance(self, report: SyncReport) -> None:
+        if report.rejected <= self.max_rejected_rows:
+            return
+        lines = [r.describe() for r in sorted(report.rejections, key=lambda r: r.row)[:10]]
+        more = report.rejected - len(lines)
+        text = "\n  ".join(lines) + (f"\n  … and {more} more" if more > 0 else "")
+        where = f" (all of them in {self.rejects_path})" if self.rejects_path else ""
+        # A data problem: retrying the task cannot fix it, so fail without retries.
+        raise AirflowFailException(
+            f"{report.rejected} row(s) rejected, more than max_rejected_rows={self.max_rejected_rows}; "
+            f"the {report.created + report.unchanged} good row(s) are synced{where}:\n  {text}"
+        )
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "none"):
+        return False
+    raise AirflowFailException(f"{name} must be true or false, got {value!r}")

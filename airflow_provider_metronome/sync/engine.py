@@ -1,0 +1,397 @@
+"""The billing-config sync: rows in → validate → resolve → diff → write → report.
+
+Two passes, so that memory stays flat and every row can be judged against the
+whole source:
+
+1. **Read.** Rows stream in chunks; each is validated (:func:`~..models.row.parse_row`),
+   its ingest alias resolved (cached, in parallel) and its delivery method resolved
+   against ``listConfiguredBillingProviders``; good rows go to an on-disk staging
+   file (:class:`~.staging.Staging`), bad rows to the report.
+2. **Reconcile.** Staged rows come back grouped by customer. Identical rows collapse
+   into one (the others count as duplicates); rows that disagree about the same
+   customer + billing provider + delivery method are all rejected (never guess).
+   For a block of customers the engine reads their configurations in parallel,
+   diffs (:mod:`.diff`), archives superseded configurations in ``replace`` mode and
+   creates what is missing in batches (:mod:`.writer`).
+
+Bad rows never sink good rows: every rejection is reported with its row number,
+key, field and reason, and the good rows are synced. Deciding whether the number of
+rejections fails the run is the caller's business (the operator's tolerance).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_metronome.client.idempotency import idempotency_key
+from airflow_provider_metronome.exceptions import MetronomeNotFoundError
+from airflow_provider_metronome.models.report import PlannedChange, Rejection, SyncReport
+from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
+from airflow_provider_metronome.sync.diff import MODES, REPLACE, CustomerPlan, plan_customer
+from airflow_provider_metronome.sync.progress import Progress
+from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
+from airflow_provider_metronome.sync.staging import IdentityGroup, StagedRow, Staging
+from airflow_provider_metronome.sync.writer import BatchWriter
+
+if TYPE_CHECKING:
+    from airflow_provider_metronome.client.api import MetronomeApi
+
+log = logging.getLogger("airflow_provider_metronome.sync")
+
+# How many rejections and planned changes are logged one by one before only counting.
+_LOG_EACH = 200
+_KEY_VALUE_LIMIT = 60
+
+
+@dataclass
+class SyncOptions:
+    """How a sync runs.
+
+    :param mode: ``create_missing`` (default: create what is missing, touch nothing
+        else) or ``replace`` (also archive the other active configurations of each
+        customer + billing provider in the source).
+    :param dry_run: plan only: read and diff, log what would change, write nothing.
+    :param batch_size: configurations per create request.
+    :param max_concurrency: requests in flight at once.
+    :param chunk_size: rows read, validated and staged per step.
+    :param customer_block: customers reconciled per step.
+    :param progress_interval: seconds between progress lines.
+    :param staging_dir: where the staging file goes (default: the temp dir).
+    """
+
+    mode: str = "create_missing"
+    dry_run: bool = False
+    batch_size: int = 100
+    max_concurrency: int = 16
+    chunk_size: int = 2000
+    customer_block: int = 500
+    progress_interval: float = 30.0
+    staging_dir: str | None = None
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad option."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("batch_size", "max_concurrency", "chunk_size", "customer_block"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def row_key(raw: Any) -> str:
+    """A short, printable identity of a raw row: who and which provider."""
+    if not isinstance(raw, Mapping):
+        return "unreadable row"
+    parts = []
+    for name in ("customer_id", "ingest_alias", "billing_provider"):
+        value = raw.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        text = str(value)
+        if len(text) > _KEY_VALUE_LIMIT:
+            text = f"{text[:_KEY_VALUE_LIMIT]}…"
+        parts.append(f"{name}={text}")
+    return ", ".join(parts) or "no customer_id, ingest_alias or billing_provider"
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class BillingConfigSync:
+    """Make Metronome's billing provider configurations follow a set of rows.
+
+    :param api: the Metronome API (the Airflow hook or a standalone client).
+    :param options: how to run.
+    :param on_reject: called with every rejection as it happens (e.g. to write a
+        rejects file); the report keeps only a sample.
+    :param logger: where progress and decisions are logged.
+    """
+
+    def __init__(
+        self,
+        api: MetronomeApi,
+        options: SyncOptions | None = None,
+        *,
+        on_reject: Callable[[Rejection], None] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.api = api
+        self.options = options or SyncOptions()
+        self.options.check()
+        self.on_reject = on_reject
+        self.log = logger or log
+        self.report = SyncReport(mode=self.options.mode, dry_run=self.options.dry_run)
+        self._logged = 0
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def _reject(self, row: int, key: str, field: str, reason: str, provider: str | None) -> None:
+        rejection = Rejection(row=row, key=key, field=field, reason=reason)
+        self.report.add_rejection(rejection, provider)
+        if self.on_reject is not None:
+            self.on_reject(rejection)
+        if self.report.rejected <= _LOG_EACH:
+            self.log.warning("Rejected %s", rejection.describe())
+        elif self.report.rejected == _LOG_EACH + 1:
+            self.log.warning("More rejections: only counting from here (see the rejects file or the report)")
+
+    def _plan_line(self, change: PlannedChange) -> None:
+        if len(self.report.planned) < 100:
+            self.report.planned.append(change)
+        self._logged += 1
+        if self._logged <= _LOG_EACH or not self.options.dry_run:
+            return
+        if self._logged == _LOG_EACH + 1:
+            self.log.info("More planned changes: only counting from here")
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, rows: Iterable[Mapping[str, Any]]) -> SyncReport:
+        """Sync ``rows``; return the report.
+
+        :param rows: mappings following the warehouse row contract.
+        """
+        start = time.monotonic()
+        calls_before = self.api.api_calls
+        opts = self.options
+        self.log.info(
+            "Sync starts: mode=%s dry_run=%s batch_size=%d max_concurrency=%d",
+            opts.mode, opts.dry_run, opts.batch_size, opts.max_concurrency,
+        )  # fmt: skip
+        methods = DeliveryMethods(self.api.list_configured_billing_providers())
+        self.log.info("The account has %d delivery methods", len(methods.by_id))
+        staging = Staging(opts.staging_dir)
+        try:
+            with ThreadPoolExecutor(
+                max_workers=opts.max_concurrency, thread_name_prefix="metronome-sync"
+            ) as pool:
+                self._read(rows, methods, staging, pool)
+                self._reconcile(staging, pool)
+        finally:
+            staging.close()
+            self.report.seconds = time.monotonic() - start
+            self.report.api_calls = self.api.api_calls - calls_before
+        self.log.info("Sync done: %s", self.report.text())
+        return self.report
+
+    # -- pass 1: read, validate, resolve, stage --------------------------------------------
+
+    def _read(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        methods: DeliveryMethods,
+        staging: Staging,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        aliases = AliasResolver(self.api)
+        progress = Progress(self.log, "Rows read", interval=self.options.progress_interval)
+        number = 0
+        for chunk in _chunks(rows, self.options.chunk_size):
+            parsed: list[tuple[int, str, BillingConfigRow]] = []
+            for raw in chunk:
+                number += 1
+                key = row_key(raw)
+                result = parse_row(raw)
+                if isinstance(result, list):
+                    provider = raw.get("billing_provider") if isinstance(raw, Mapping) else None
+                    for problem in _merge(result):
+                        self._reject(number, key, problem.field, problem.reason, _known(provider))
+                    continue
+                parsed.append((number, key, result))
+            self.report.rows_read = number
+            wanted = [r.ingest_alias for _, _, r in parsed if r.ingest_alias is not None]
+            resolved = aliases.resolve_many(wanted, pool) if wanted else {}
+            staged: list[StagedRow] = []
+            for row_no, key, r in parsed:
+                customer_id = r.customer_id
+                if customer_id is None:
+                    customer_id = resolved.get(r.ingest_alias or "")
+                    if customer_id is None:
+                        self._reject(
+                            row_no, key, "ingest_alias",
+                            f"no active Metronome customer has ingest alias {r.ingest_alias!r}",
+                            r.billing_provider,
+                        )  # fmt: skip
+                        continue
+                dm, field, reason = methods.resolve(
+                    r.billing_provider, r.delivery_method, r.delivery_method_id
+                )
+                if dm is None:
+                    self._reject(row_no, key, field, reason, r.billing_provider)
+                    continue
+                staged.append(
+                    StagedRow(
+                        row=row_no,
+                        key=key,
+                        customer_id=customer_id,
+                        billing_provider=r.billing_provider,
+                        delivery_method_id=dm["delivery_method_id"],
+                        delivery_method=dm["delivery_method"],
+                        configuration=r.configuration,
+                        tax_provider=r.tax_provider,
+                        given_delivery="delivery_method" if r.delivery_method else "delivery_method_id",
+                    )
+                )
+            staging.add(staged)
+            self.report.valid += len(staged)
+            progress.update(number)
+        self.log.info(
+            "Read %d rows: %d valid, %d rejected, %d alias lookups",
+            number, self.report.valid, self.report.rejected, aliases.lookups,
+        )  # fmt: skip
+
+    # -- pass 2: reconcile, block by block -----------------------------------------------------
+
+    def _reconcile(self, staging: Staging, pool: ThreadPoolExecutor) -> None:
+        total = staging.customers()
+        self.report.customers = total
+        progress = Progress(self.log, "Customers reconciled", interval=self.options.progress_interval)
+        seen = 0
+        block: list[tuple[str, list[StagedRow]]] = []
+        for customer_id, groups in staging.iter_customers():
+            seen += 1
+            desired = self._desired(groups)
+            if desired:
+                block.append((customer_id, desired))
+            if len(block) >= self.options.customer_block:
+                self._reconcile_block(block, pool)
+                block = []
+                progress.update(seen, total)
+        if block:
+            self._reconcile_block(block, pool)
+        progress.update(seen, total, force=total > 0)
+
+    def _desired(self, groups: list[IdentityGroup]) -> list[StagedRow]:
+        """One row per identity; duplicates counted, conflicts rejected."""
+        desired = []
+        for group in groups:
+            first = group.rows[0]
+            if group.distinct > 1:
+                numbers = [r.row for r in group.rows]
+                for r in group.rows:
+                    others = ", ".join(str(n) for n in numbers if n != r.row)
+                    self._reject(
+                        r.row, r.key, "configuration",
+                        f"conflicts with row(s) {others}: same customer, billing provider and delivery "
+                        "method but a different configuration or tax_provider; keep one row",
+                        r.billing_provider,
+                    )  # fmt: skip
+                self.report.valid -= len(group.rows)
+                continue
+            if len(group.rows) > 1:
+                extra = len(group.rows) - 1
+                self.report.duplicates += extra
+                self.report.count(first.billing_provider, "duplicates", extra)
+            desired.append(first)
+        return desired
+
+    def _reconcile_block(self, block: list[tuple[str, list[StagedRow]]], pool: ThreadPoolExecutor) -> None:
+        def read(customer_id: str) -> list[dict[str, Any]] | None:
+            try:
+                return self.api.get_billing_provider_configurations(customer_id, include_archived=True)
+            except MetronomeNotFoundError:
+                return None
+
+        existing = list(pool.map(read, [cid for cid, _ in block]))
+        plans: list[CustomerPlan] = []
+        basis: dict[str, set[str]] = {}
+        for (customer_id, rows), configs in zip(block, existing, strict=False):
+            if configs is None:
+                for r in rows:
+                    self._reject(
+                        r.row,
+                        r.key,
+                        "customer_id",
+                        f"no Metronome customer has id {customer_id}",
+                        r.billing_provider,
+                    )
+                self.report.valid -= len(rows)
+                continue
+            basis[customer_id] = {c["id"] for c in configs}
+            plan = plan_customer(customer_id, rows, configs, self.options.mode)
+            for row, _config_id in plan.unchanged:
+                self.report.unchanged += 1
+                self.report.count(row.billing_provider, "unchanged")
+            plans.append(plan)
+
+        if self.options.mode == REPLACE:
+            self._archive([p for p in plans if p.archive], pool)
+        creates = [row for plan in plans for row in plan.create]
+        if self.options.dry_run:
+            for row in creates:
+                self._record_created(row, None)
+            return
+        writer = BatchWriter(self.api, basis)
+        size = self.options.batch_size
+        batches = [creates[i : i + size] for i in range(0, len(creates), size)]
+        for created, refused in pool.map(writer.create, batches):
+            for row, config_id in created:
+                self._record_created(row, config_id)
+            for row, field, reason in refused:
+                self.report.valid -= 1
+                self._reject(row.row, row.key, field, reason, row.billing_provider)
+
+    def _record_created(self, row: StagedRow, config_id: str | None) -> None:
+        self.report.created += 1
+        self.report.count(row.billing_provider, "created")
+        if config_id is not None:
+            self.report.add_created([config_id])
+        change = PlannedChange(
+            action="create",
+            customer_id=row.customer_id,
+            billing_provider=row.billing_provider,
+            detail=row.payload(),
+        )
+        self._plan_line(change)
+        if self.options.dry_run and self._logged <= _LOG_EACH:
+            self.log.info("Would create (row %d, %s): %s", row.row, row.key, row.payload())
+
+    def _archive(self, plans: list[CustomerPlan], pool: ThreadPoolExecutor) -> None:
+        def archive(plan: CustomerPlan) -> list[str]:
+            ids = sorted(c["id"] for c in plan.archive)
+            if self.options.dry_run:
+                return ids
+            key = idempotency_key("archiveCustomerBillingProviderConfigurations", [plan.customer_id, ids])
+            self.api.archive_billing_provider_configurations(plan.customer_id, ids, idempotency_key=key)
+            return ids
+
+        for plan, ids in zip(plans, pool.map(archive, plans), strict=False):
+            self.report.add_archived(ids)
+            for config in plan.archive:
+                self.report.count(config["billing_provider"], "archived")
+                change = PlannedChange(
+                    action="archive",
+                    customer_id=plan.customer_id,
+                    billing_provider=config["billing_provider"],
+                    detail={"id": config["id"], "configuration": config.get("configuration", {})},
+                )
+                self._plan_line(change)
+                verb = "Would archive" if self.options.dry_run else "Archived"
+                if not self.options.dry_run or self._logged <= _LOG_EACH:
+                    self.log.info(
+                        "%s configuration %s of customer %s (%s): superseded",
+                        verb, config["id"], plan.customer_id, config["billing_provider"],
+                    )  # fmt: skip
+
+
+def _merge(problems: list[RowProblem]) -> list[RowProblem]:
+    """One rejection per row: all of its problems in one reason, the first field named."""
+    if len(problems) <= 1:
+        return problems
+    fields = ", ".join(dict.fromkeys(p.field for p in problems))
+    return [RowProblem(fields, "; ".join(f"{p.field}: {p.reason}" for p in problems))]
+
+
+def _known(provider: Any) -> str | None:
+    from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
+
+    return provider if isinstance(provider, str) and provider in BILLING_PROVIDERS else None

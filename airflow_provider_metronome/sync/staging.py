@@ -1,0 +1,175 @@
+"""On-disk staging of validated rows, so memory stays flat whatever the table size.
+
+Duplicates and conflicts must be found across the whole source (a conflicting row
+may come a million rows after its twin), and the diff wants all rows of a customer
+together. Both need the whole table; an on-disk SQLite file gives both with a
+constant memory footprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_metronome.client.idempotency import canonical_json
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@dataclass(slots=True)
+class StagedRow:
+    """A validated, resolved row: everything the diff needs.
+
+    :param row: 1-based position in the source.
+    :param key: the row's identity as given, for messages.
+    :param customer_id: resolved Metronome customer id.
+    :param billing_provider: the provider.
+    :param delivery_method_id: resolved delivery method id.
+    :param delivery_method: its delivery method name.
+    :param configuration: the provider configuration.
+    :param tax_provider: the tax provider, if any.
+    :param given_delivery: whether the row named ``delivery_method`` or ``delivery_method_id``.
+    """
+
+    row: int
+    key: str
+    customer_id: str
+    billing_provider: str
+    delivery_method_id: str
+    delivery_method: str
+    configuration: dict[str, Any]
+    tax_provider: str | None
+    given_delivery: str
+
+    def payload(self) -> dict[str, Any]:
+        """The ``setCustomerBillingProviderConfigurations`` item for this row, as the row gave it."""
+        item: dict[str, Any] = {
+            "customer_id": self.customer_id,
+            "billing_provider": self.billing_provider,
+            "configuration": self.configuration,
+        }
+        if self.given_delivery == "delivery_method":
+            item["delivery_method"] = self.delivery_method
+        else:
+            item["delivery_method_id"] = self.delivery_method_id
+        if self.tax_provider:
+            item["tax_provider"] = self.tax_provider
+        return item
+
+
+@dataclass(slots=True)
+class IdentityGroup:
+    """All staged rows of one customer + billing provider + delivery method.
+
+    :param rows: the rows, in source order.
+    :param distinct: how many different configurations they ask for.
+    """
+
+    rows: list[StagedRow]
+    distinct: int
+
+
+class Staging:
+    """A temporary SQLite file of staged rows.
+
+    :param directory: where to put the file (default: the system temp dir).
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="metronome-sync-", suffix=".sqlite", dir=directory)
+        os.close(fd)
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        self.db.executescript(
+            """
+            PRAGMA journal_mode=OFF;
+            PRAGMA synchronous=OFF;
+            PRAGMA temp_store=FILE;
+            PRAGMA cache_size=-16000;
+            CREATE TABLE staged (
+                seq INTEGER PRIMARY KEY,
+                customer_id TEXT NOT NULL,
+                billing_provider TEXT NOT NULL,
+                delivery_method_id TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                body TEXT NOT NULL
+            );
+            """
+        )
+        self.count = 0
+
+    def add(self, rows: list[StagedRow]) -> None:
+        """Stage a chunk of rows."""
+        records = []
+        for r in rows:
+            body = json.dumps(
+                [r.row, r.key, r.delivery_method, r.configuration, r.tax_provider, r.given_delivery],
+                separators=(",", ":"),
+                default=str,
+            )
+            fingerprint = canonical_json([r.configuration, r.tax_provider])
+            records.append((r.customer_id, r.billing_provider, r.delivery_method_id, fingerprint, body))
+        self.db.executemany(
+            "INSERT INTO staged (customer_id, billing_provider, delivery_method_id, fingerprint, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            records,
+        )
+        self.count += len(records)
+
+    def customers(self) -> int:
+        """How many distinct customers are staged."""
+        return int(self.db.execute("SELECT COUNT(DISTINCT customer_id) FROM staged").fetchone()[0])
+
+    def iter_customers(self) -> Iterator[tuple[str, list[IdentityGroup]]]:
+        """Yield ``(customer_id, groups)`` with every identity group of that customer."""
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS staged_identity "
+            "ON staged (customer_id, billing_provider, delivery_method_id, seq)"
+        )
+        cursor = self.db.execute(
+            """
+            SELECT s.customer_id, s.billing_provider, s.delivery_method_id, s.body, g.distinct_count
+            FROM staged s
+            JOIN (
+                SELECT customer_id, billing_provider, delivery_method_id,
+                       COUNT(DISTINCT fingerprint) AS distinct_count
+                FROM staged GROUP BY customer_id, billing_provider, delivery_method_id
+            ) g USING (customer_id, billing_provider, delivery_method_id)
+            ORDER BY s.customer_id, s.billing_provider, s.delivery_method_id, s.seq
+            """
+        )
+        current: str | None = None
+        groups: list[IdentityGroup] = []
+        last_identity: tuple[str, str, str] | None = None
+        while True:
+            batch = cursor.fetchmany(1000)
+            if not batch:
+                break
+            for customer_id, provider, dm_id, body, distinct in batch:
+                if customer_id != current:
+                    if current is not None:
+                        yield current, groups
+                    current, groups, last_identity = customer_id, [], None
+                row_no, key, method, configuration, tax, given = json.loads(body)
+                staged = StagedRow(
+                    row_no, key, customer_id, provider, dm_id, method, configuration, tax, given
+                )
+                identity = (customer_id, provider, dm_id)
+                if identity != last_identity:
+                    groups.append(IdentityGroup([staged], distinct))
+                    last_identity = identity
+                else:
+                    groups[-1].rows.append(staged)
+        if current is not None:
+            yield current, groups
+
+    def close(self) -> None:
+        """Delete the file."""
+        self.db.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)

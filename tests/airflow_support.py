@@ -1,0 +1,80 @@
+"""Run DAGs for real with ``dag.test()`` and read what Airflow stored."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def dags_folder() -> Path:
+    return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def load_dag(path: Path, dag_id: str) -> Any:
+    name = f"apm_test_dag_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    for value in vars(module).values():
+        if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
+            return value
+    raise AssertionError(f"{path} defines no DAG {dag_id!r}")
+
+
+def write_dag(source: str, dag_id: str) -> Path:
+    """Write a DAG file into the DAG bundle (replacing an older one of the same id)."""
+    path = dags_folder() / f"{dag_id}.py"
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def run_dag(source: str, dag_id: str, **test_kwargs: Any) -> Any:
+    """Write ``source`` as a DAG file, load it and run ``dag.test(**test_kwargs)``; return the DagRun."""
+    path = write_dag(source, dag_id)
+    return load_dag(path, dag_id).test(**test_kwargs)
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    return {
+        ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
+        for ti in dag_run.get_task_instances()
+    }
+
+
+def _db() -> sqlite3.Connection:
+    url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    return sqlite3.connect(url.removeprefix("sqlite:///"))
+
+
+def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    with _db() as db:
+        row = db.execute(
+            "SELECT value FROM xcom WHERE dag_id=? AND run_id=? AND task_id=? AND key=? AND map_index=?",
+            (dag_run.dag_id, dag_run.run_id, task_id, key, map_index),
+        ).fetchone()
+    if row is None:
+        return None
+    value = row[0]
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def all_xcom_text() -> str:
+    with _db() as db:
+        return "\n".join(str(v) for (v,) in db.execute("SELECT value FROM xcom"))
+
+
+def all_rendered_fields_text() -> str:
+    with _db() as db:
+        return "\n".join(
+            str(v) for (v,) in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")
+        )

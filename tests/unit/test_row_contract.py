@@ -1,0 +1,192 @@
+"""Every validation rule of the warehouse row contract, one case each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
+
+CID = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01"
+DMID = "5a0f0c1e-0d8b-4c4e-9a43-5f3a6c0b1d01"
+GOOD: dict[str, Any] = {
+    "customer_id": CID,
+    "billing_provider": "stripe",
+    "configuration": {"stripe_customer_id": "cus_1", "stripe_collection_method": "charge_automatically"},
+    "delivery_method": "direct_to_billing_provider",
+}
+
+
+def problems(**change: Any) -> list[RowProblem]:
+    row = {**GOOD, **change}
+    for k in [k for k, v in change.items() if v is _DROP]:
+        row.pop(k)
+    result = parse_row(row)
+    assert isinstance(result, list), f"expected a rejection, got {result!r}"
+    return result
+
+
+_DROP = object()
+
+
+def test_good_row() -> None:
+    row = parse_row(GOOD)
+    assert isinstance(row, BillingConfigRow)
+    assert row.customer_id == CID
+
+
+def test_configuration_as_json_text_and_extra_columns() -> None:
+    row = parse_row(
+        {**GOOD, "configuration": '{"stripe_customer_id": "cus_1"}', "updated_at": "x", "name": "Acme"}
+    )
+    assert isinstance(row, BillingConfigRow)
+    assert row.configuration == {"stripe_customer_id": "cus_1"}
+
+
+def test_blank_strings_count_as_missing() -> None:
+    row = parse_row({**GOOD, "ingest_alias": "  ", "delivery_method_id": "", "tax_provider": ""})
+    assert isinstance(row, BillingConfigRow)
+    assert row.ingest_alias is None
+    assert row.tax_provider is None
+
+
+def test_uuid_is_normalised() -> None:
+    row = parse_row({**GOOD, "customer_id": CID.upper()})
+    assert isinstance(row, BillingConfigRow)
+    assert row.customer_id == CID
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "needle"),
+    [
+        ({"customer_id": "not-a-uuid"}, "customer_id", "is not a UUID"),
+        ({"customer_id": "0c8b5a527c1e4f0e9a3b0c1d2e3f4a01"}, "customer_id", "8-4-4-4-12"),
+        ({"customer_id": 42}, "customer_id", "must be a UUID string"),
+        ({"customer_id": _DROP}, "customer_id/ingest_alias", "both are empty"),
+        ({"ingest_alias": "acme"}, "customer_id/ingest_alias", "both are set"),
+        ({"ingest_alias": "a" * 129, "customer_id": _DROP}, "ingest_alias", "at most 128"),
+        ({"billing_provider": "Stripe"}, "billing_provider", "did you mean 'stripe'"),
+        ({"billing_provider": "paypal"}, "billing_provider", "not a known billing_provider"),
+        ({"billing_provider": None}, "billing_provider", "required"),
+        ({"billing_provider": _DROP}, "billing_provider", "required"),
+        ({"configuration": None}, "configuration", "required (NULL)"),
+        ({"configuration": "null"}, "configuration", "got null"),
+        ({"configuration": "[1, 2]"}, "configuration", "got an array"),
+        ({"configuration": "{bad json"}, "configuration", "not valid JSON"),
+        ({"configuration": ""}, "configuration", "is empty"),
+        ({"configuration": 17}, "configuration", "got a number"),
+        ({"configuration": "{" + '"k": "' + "x" * 70_000 + '"}'}, "configuration", "characters; at most"),
+        ({"configuration": {}}, "configuration.stripe_customer_id", "stripe requires stripe_customer_id"),
+        (
+            {"configuration": {"stripe_customer_id": 5}},
+            "configuration.stripe_customer_id",
+            "must be a string",
+        ),
+        (
+            {"configuration": {"stripe_customer_id": " "}},
+            "configuration.stripe_customer_id",
+            "must not be empty",
+        ),
+        (
+            {"configuration": {"stripe_customer_id": "c", "stripe_collection_method": "cash"}},
+            "configuration.stripe_collection_method",
+            "'cash' is not one of",
+        ),
+        (
+            {"configuration": {"stripe_customer_id": "c", "leave_stripe_invoices_in_draft": "yes"}},
+            "configuration.leave_stripe_invoices_in_draft",
+            "true or false",
+        ),
+        ({"delivery_method": _DROP}, "delivery_method/delivery_method_id", "both are empty"),
+        ({"delivery_method_id": DMID}, "delivery_method/delivery_method_id", "both are set"),
+        ({"delivery_method": "email"}, "delivery_method", "not a known delivery_method"),
+        ({"delivery_method": "tackle"}, "delivery_method", "not available for stripe"),
+        ({"delivery_method": _DROP, "delivery_method_id": "nope"}, "delivery_method_id", "is not a UUID"),
+        ({"tax_provider": "vertex"}, "tax_provider", "not a known tax_provider"),
+        ({"tax_provider": "avalara"}, "tax_provider", "needs stripe_collection_method"),
+    ],
+)
+def test_rejections_name_the_field(change: dict[str, Any], field: str, needle: str) -> None:
+    found = problems(**change)
+    assert any(p.field == field and needle in p.reason for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("provider", "configuration", "field"),
+    [
+        (
+            "aws_marketplace",
+            {"aws_product_code": "p", "aws_region": "us-east-1"},
+            "configuration.aws_customer_id",
+        ),
+        (
+            "aws_marketplace",
+            {"aws_customer_id": "c", "aws_region": "us-east-1"},
+            "configuration.aws_product_code",
+        ),
+        ("aws_marketplace", {"aws_customer_id": "c", "aws_product_code": "p"}, "configuration.aws_region"),
+        (
+            "aws_marketplace",
+            {"aws_customer_id": "c", "aws_product_code": "p", "aws_region": "moon-1"},
+            "configuration.aws_region",
+        ),
+        ("azure_marketplace", {}, "configuration.azure_subscription_id"),
+        ("gcp_marketplace", {"gcp_entitlement_id": "e"}, "configuration.gcp_service_name"),
+        ("gcp_marketplace", {"gcp_service_name": "s"}, "configuration.gcp_entitlement_id"),
+        ("netsuite", {"netsuite_customer_id": 12345}, "configuration.netsuite_customer_id"),
+    ],
+)
+def test_provider_required_keys(provider: str, configuration: dict[str, Any], field: str) -> None:
+    found = problems(billing_provider=provider, configuration=configuration)
+    assert [p.field for p in found] == [field]
+
+
+@pytest.mark.parametrize(
+    ("provider", "configuration"),
+    [
+        ("aws_marketplace", {"aws_customer_id": "c", "aws_product_code": "p", "aws_region": "us-gov-west-1"}),
+        ("azure_marketplace", {"azure_subscription_id": "s"}),
+        ("gcp_marketplace", {"gcp_entitlement_id": "e", "gcp_service_name": "s.goog"}),
+        ("netsuite", {"netsuite_customer_id": "12345"}),
+        ("custom", {}),
+        ("quickbooks_online", {"anything": 1}),
+    ],
+)
+def test_provider_good_configurations(provider: str, configuration: dict[str, Any]) -> None:
+    assert isinstance(
+        parse_row({**GOOD, "billing_provider": provider, "configuration": configuration}), BillingConfigRow
+    )
+
+
+def test_tax_provider_allowed_with_payment_intent() -> None:
+    config = {"stripe_customer_id": "c", "stripe_collection_method": "auto_charge_payment_intent"}
+    row = parse_row({**GOOD, "configuration": config, "tax_provider": "avalara"})
+    assert isinstance(row, BillingConfigRow)
+
+
+def test_tackle_only_for_aws() -> None:
+    config = {"aws_customer_id": "c", "aws_product_code": "p", "aws_region": "us-east-1"}
+    assert isinstance(
+        parse_row(
+            {
+                **GOOD,
+                "billing_provider": "aws_marketplace",
+                "configuration": config,
+                "delivery_method": "tackle",
+            }
+        ),
+        BillingConfigRow,
+    )
+
+
+def test_unicode_and_emoji_survive() -> None:
+    row = parse_row({**GOOD, "configuration": {"stripe_customer_id": "cus_ñandú_🚀"}})
+    assert isinstance(row, BillingConfigRow)
+    assert row.configuration["stripe_customer_id"] == "cus_ñandú_🚀"
+
+
+def test_non_mapping_row() -> None:
+    found = parse_row(42)
+    assert isinstance(found, list)
+    assert found[0].field == "row"
