@@ -77,7 +77,9 @@ class AvalaraHook(BaseHook):
         :param environment: overrides the connection's ``environment``.
         :param commit_transactions: overrides the connection's ``commit_transactions``.
         """
-        conn = self.get_connection(self.avalara_conn_id)
+        from airflow_provider_metronome.hooks.metronome import _get_connection
+
+        conn = _get_connection(self, self.avalara_conn_id, "avalara")
         source = f"Airflow connection {self.avalara_conn_id!r}"
         extra = conn.extra_dejson or {}
         if not conn.login:

@@ -32,6 +32,19 @@ def _extra_number(extra: dict[str, Any], name: str, default: float, conn_id: str
     return number
 
 
+def _get_connection(hook: BaseHook, conn_id: str, conn_type: str) -> Any:
+    """The connection, or a config error saying how to define it (retrying cannot create it)."""
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+    try:
+        return hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise MetronomeConfigError(
+            f"Airflow connection {conn_id!r} is not defined: create a {conn_type!r} connection with that id "
+            f"(UI, CLI, or the AIRFLOW_CONN_{conn_id.upper()} environment variable)"
+        ) from None
+
+
 class MetronomeHook(MetronomeApi, BaseHook):
     """Interact with Metronome through the official ``metronome-sdk``.
 
@@ -73,8 +86,8 @@ class MetronomeHook(MetronomeApi, BaseHook):
         self.max_connections = max_connections
 
     def _client_settings(self) -> ClientSettings:
-        conn = self.get_connection(self.metronome_conn_id)
         conn_id = self.metronome_conn_id
+        conn = _get_connection(self, conn_id, "metronome")
         extra = conn.extra_dejson or {}
         token = conn.password or ""
         if not token:

@@ -69,6 +69,16 @@ class SyncReport(BaseModel):
     archived_ids: list[str] = Field(default_factory=list)
     rejections: list[Rejection] = Field(default_factory=list)
     planned: list[PlannedChange] = Field(default_factory=list)
+    # tax provider → delivery method ids of synced rows that ask for it (small: an
+    # account has a handful of delivery methods). Drives the Avalara step of the DAG.
+    tax_delivery_methods: dict[str, list[str]] = Field(default_factory=dict)
+
+    def add_tax_delivery_method(self, tax_provider: str | None, delivery_method_id: str) -> None:
+        if not tax_provider:
+            return
+        ids = self.tax_delivery_methods.setdefault(tax_provider, [])
+        if delivery_method_id not in ids:
+            ids.append(delivery_method_id)
 
     def count(self, provider: str, outcome: str, n: int = 1) -> None:
         """Add ``n`` to the ``outcome`` counter of ``provider``."""
@@ -112,6 +122,7 @@ class SyncReport(BaseModel):
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 2),
             "by_provider": self.by_provider,
+            "tax_delivery_methods": self.tax_delivery_methods,
             "created_ids_sample": self.created_ids[:sample],
             "rejections_sample": [r.model_dump() for r in self.rejections[:sample]],
         }

@@ -13,7 +13,7 @@ from airflow_provider_metronome.links import MetronomeLink, metronome_url
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import Context, XComArg
 
 
 class UpsertAvalaraCredentialsOperator(BaseOperator):
@@ -26,9 +26,10 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
 
     Choose the delivery methods by id (``delivery_method_ids``), or by a selector
     (``billing_provider`` and/or ``delivery_method``) matched against every page of
-    ``listConfiguredBillingProviders``. Unknown ids fail the task, naming them. An
-    empty list (e.g. from an upstream task that found nothing needing Avalara) does
-    nothing and succeeds.
+    ``listConfiguredBillingProviders``; not both. Unknown ids fail the task, naming
+    them. An empty id list and no selector (e.g. an upstream task found nothing
+    needing Avalara) does nothing and succeeds. Empty strings count as not given, so
+    all three can be templated from DAG params.
 
     Returns the delivery method ids updated.
 
@@ -57,7 +58,7 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
     def __init__(
         self,
         *,
-        delivery_method_ids: list[str] | str | None = None,
+        delivery_method_ids: list[str] | str | XComArg | None = None,
         billing_provider: str | None = None,
         delivery_method: str | None = None,
         avalara_conn_id: str = AvalaraHook.default_conn_name,
@@ -72,8 +73,6 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
                 f"{self.task_id}: give delivery_method_ids, or billing_provider and/or "
                 "delivery_method to select them"
             )
-        if delivery_method_ids is not None and (billing_provider is not None or delivery_method is not None):
-            raise ValueError(f"{self.task_id}: give delivery_method_ids or a selector, not both")
         self.delivery_method_ids = delivery_method_ids
         self.billing_provider = billing_provider
         self.delivery_method = delivery_method
@@ -105,19 +104,26 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
         from airflow_provider_metronome.client.idempotency import idempotency_key
         from airflow_provider_metronome.exceptions import MetronomeAuthError, MetronomeConfigError
 
+        requested = self._requested_ids() or None
+        provider = (self.billing_provider or "").strip() or None
+        method = (self.delivery_method or "").strip() or None
+        if requested is not None and (provider or method):
+            raise AirflowFailException(
+                "Give delivery_method_ids or a selector (billing_provider/delivery_method), not both"
+            )
+        if requested is None and provider is None and method is None:
+            self.log.info("No delivery methods to update: nothing to do")
+            return []
         try:
             creds = AvalaraHook(avalara_conn_id=self.avalara_conn_id).get_credentials(
-                environment=self.avalara_environment, commit_transactions=self.commit_transactions
+                environment=(self.avalara_environment or "").strip() or None,
+                commit_transactions=self.commit_transactions,
             )
         except MetronomeConfigError as err:
             raise AirflowFailException(str(err)) from None
         mask_secret(creds.password)
         hook = MetronomeHook(metronome_conn_id=self.metronome_conn_id)
         try:
-            requested = self._requested_ids()
-            if requested is not None and not requested:
-                self.log.info("No delivery methods to update: nothing to do")
-                return []
             configured = hook.list_configured_billing_providers()
             if requested is not None:
                 known = {d["delivery_method_id"] for d in configured}
@@ -133,13 +139,13 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
                 ids = [
                     d["delivery_method_id"]
                     for d in configured
-                    if (self.billing_provider is None or d["billing_provider"] == self.billing_provider)
-                    and (self.delivery_method is None or d["delivery_method"] == self.delivery_method)
+                    if (provider is None or d["billing_provider"] == provider)
+                    and (method is None or d["delivery_method"] == method)
                 ]
                 if not ids:
                     raise AirflowFailException(
-                        f"No configured delivery method matches billing_provider={self.billing_provider!r}, "
-                        f"delivery_method={self.delivery_method!r}"
+                        f"No configured delivery method matches billing_provider={provider!r}, "
+                        f"delivery_method={method!r}"
                     )
             # The key never derives from the password: keys are logged by servers.
             ti = context["ti"]

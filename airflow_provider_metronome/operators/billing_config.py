@@ -53,6 +53,12 @@ class SetBillingProviderConfigOperator(BaseOperator):
     :param max_rejected_rows: rejected rows tolerated before the task fails (default 0).
     :param rejects_path: where to write rejected rows as JSON lines: a local path or
         any object-storage URL Airflow understands (``s3://…``, ``gs://…``). (templated)
+    :param partition: with ``partitions`` > 1, which share of the rows this task syncs
+        (0-based). Rows are split by customer key (``ingest_alias``, else
+        ``customer_id``) in SQL on PostgreSQL, SQLite, MySQL, Snowflake and BigQuery
+        (each task reads only its share), in Python otherwise. Key each customer the
+        same way in every row when using partitions.
+    :param partitions: how many shares the rows are split into (default 1: all).
     """
 
     template_fields: Sequence[str] = (
@@ -85,6 +91,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
         fetch_size: int = 2000,
         max_rejected_rows: int = 0,
         rejects_path: str | None = None,
+        partition: int | None = None,
+        partitions: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,6 +107,10 @@ class SetBillingProviderConfigOperator(BaseOperator):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{self.task_id}: {name} must be a positive integer, got {value!r}")
+        if not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"{self.task_id}: partitions must be a positive integer, got {partitions!r}")
+        if partition is not None and not (isinstance(partition, int) and 0 <= partition < partitions):
+            raise ValueError(f"{self.task_id}: partition must be in 0..{partitions - 1}, got {partition!r}")
         if not isinstance(max_rejected_rows, int) or max_rejected_rows < 0:
             raise ValueError(f"{self.task_id}: max_rejected_rows must be >= 0, got {max_rejected_rows!r}")
         self.configurations = configurations
@@ -114,6 +126,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
         self.fetch_size = fetch_size
         self.max_rejected_rows = max_rejected_rows
         self.rejects_path = rejects_path
+        self.partition = partition
+        self.partitions = partitions
 
     # -- sources ------------------------------------------------------------------------
 
@@ -130,13 +144,25 @@ class SetBillingProviderConfigOperator(BaseOperator):
             rows = [rows]
         if not isinstance(rows, (list, tuple)):
             raise AirflowFailException(f"configurations must be a list of rows, got {type(rows).__name__}")
-        return rows
+        return self._own_share(rows)
 
-    def _query_rows(self, stack: ExitStack) -> Iterator[dict[str, Any]]:
+    def _own_share(self, rows: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+        if self.partitions <= 1 or self.partition is None:
+            return rows
+        from airflow_provider_metronome.sync.sources import bucket, row_partition_key
+
+        part, count = self.partition, self.partitions
+        return (row for row in rows if bucket(row_partition_key(row), count) == part)
+
+    def _query_rows(self, stack: ExitStack) -> Iterator[Mapping[str, Any]]:
         from airflow.providers.common.compat.sdk import BaseHook
         from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-        from airflow_provider_metronome.sync.sources import iter_query_rows
+        from airflow_provider_metronome.sync.sources import (
+            iter_query_rows,
+            partition_sql,
+            register_sqlite_bucket,
+        )
 
         hook = BaseHook.get_connection(str(self.conn_id)).get_hook()
         if not isinstance(hook, DbApiHook):
@@ -145,8 +171,22 @@ class SetBillingProviderConfigOperator(BaseOperator):
             )
         connection = hook.get_conn()
         stack.callback(connection.close)
+        sql = str(self.sql)
+        if self.partitions > 1 and self.partition is not None:
+            register_sqlite_bucket(connection)
+            dialect = str(getattr(hook, "dialect_name", "") or hook.conn_type or "")
+            wrapped = partition_sql(sql, dialect, self.partition, self.partitions)
+            if wrapped is None:
+                self.log.warning(
+                    "No SQL partitioning for dialect %r: every partition reads all rows and keeps its share",
+                    dialect,
+                )
+                rows = iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size)
+                return (row for row in self._own_share(rows))
+            sql = wrapped
+            self.log.info("Partition %d of %d (%s)", self.partition + 1, self.partitions, dialect)
         self.log.info("Reading rows from connection %r, %d per fetch", self.conn_id, self.fetch_size)
-        return iter_query_rows(connection, str(self.sql), self.parameters, fetch_size=self.fetch_size)
+        return iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size)
 
     # -- rejects file ------------------------------------------------------------------------
 

@@ -321,6 +321,7 @@ class BillingConfigSync:
             for row, _config_id in plan.unchanged:
                 self.report.unchanged += 1
                 self.report.count(row.billing_provider, "unchanged")
+                self.report.add_tax_delivery_method(row.tax_provider, row.delivery_method_id)
             plans.append(plan)
 
         if self.options.mode == REPLACE:
@@ -343,6 +344,7 @@ class BillingConfigSync:
     def _record_created(self, row: StagedRow, config_id: str | None) -> None:
         self.report.created += 1
         self.report.count(row.billing_provider, "created")
+        self.report.add_tax_delivery_method(row.tax_provider, row.delivery_method_id)
         if config_id is not None:
             self.report.add_created([config_id])
         change = PlannedChange(

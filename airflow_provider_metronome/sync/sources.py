@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,3 +53,58 @@ def iter_query_rows(
                 yield dict(zip(names, values, strict=True))
     finally:
         cursor.close()
+
+
+def bucket(key: str, partitions: int) -> int:
+    """The partition of a customer key, the same in Python and in SQLite (``apm_bucket``)."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+# Per-dialect SQL for "which partition does this row's customer key fall in". Every
+# row of a customer must land in the same partition (duplicates and conflicts are
+# judged within one), so the key is the customer column the row gives.
+_BUCKET_SQL = {
+    "postgresql": "mod(abs(hashtext({key})::bigint), {n})",
+    "postgres": "mod(abs(hashtext({key})::bigint), {n})",
+    "mysql": "mod(crc32({key}), {n})",
+    "snowflake": "mod(abs(hash({key})), {n})",
+    "bigquery": "mod(abs(farm_fingerprint({key})), {n})",
+    "sqlite": "apm_bucket({key}, {n})",
+}
+_KEY_SQL = "coalesce(source.ingest_alias, cast(source.customer_id as varchar(64)))"
+
+
+def partition_sql(sql: str, dialect: str, partition: int, partitions: int) -> str | None:
+    """Wrap ``sql`` so it returns only the rows of one partition, or ``None`` for an unknown dialect.
+
+    :param sql: the user's query (must return ``ingest_alias`` and ``customer_id`` columns).
+    :param dialect: the database dialect (``postgresql``, ``sqlite``, ``snowflake``, ...).
+    :param partition: 0-based partition index.
+    :param partitions: number of partitions.
+    """
+    template = _BUCKET_SQL.get(dialect.lower())
+    if template is None:
+        return None
+    inner = sql.strip().rstrip(";")
+    expression = template.format(key=_KEY_SQL, n=int(partitions))
+    return f"SELECT * FROM ({inner}) source WHERE {expression} = {int(partition)}"
+
+
+def register_sqlite_bucket(connection: Any) -> bool:
+    """Give a sqlite3 connection the ``apm_bucket`` function; return whether it is one."""
+    import sqlite3
+
+    if not isinstance(connection, sqlite3.Connection):
+        return False
+    connection.create_function(
+        "apm_bucket", 2, lambda key, n: bucket(str(key or ""), int(n)), deterministic=True
+    )
+    return True
+
+
+def row_partition_key(row: Mapping[str, Any]) -> str:
+    """The customer key of a row, as :func:`partition_sql` computes it in SQL."""
+    value = row.get("ingest_alias")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = row.get("customer_id")
+    return "" if value is None else str(value)

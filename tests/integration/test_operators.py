@@ -293,8 +293,6 @@ def test_operator_arguments_are_checked() -> None:
         SetBillingProviderConfigOperator(task_id="t", sql="SELECT 1")
     with pytest.raises(ValueError, match="batch_size"):
         SetBillingProviderConfigOperator(task_id="t", configurations=[], batch_size=0)
-    with pytest.raises(ValueError, match="delivery_method_ids or a selector"):
-        UpsertAvalaraCredentialsOperator(task_id="t", delivery_method_ids=["x"], billing_provider="stripe")
     with pytest.raises(ValueError, match="give delivery_method_ids"):
         UpsertAvalaraCredentialsOperator(task_id="t")
 

@@ -156,3 +156,12 @@ def test_avalara_bad_connections(
     ok, text = AvalaraHook(avalara_conn_id="av").test_connection()
     assert not ok
     assert message.split()[0] in text
+
+
+def test_undefined_connection_is_a_config_error() -> None:
+    with pytest.raises(MetronomeConfigError, match=r"'nowhere' is not defined.*AIRFLOW_CONN_NOWHERE"):
+        _ = MetronomeHook(metronome_conn_id="nowhere").settings
+    with pytest.raises(
+        MetronomeConfigError, match=r"'nowhere' is not defined: create a 'avalara' connection"
+    ):
+        AvalaraHook(avalara_conn_id="nowhere").get_credentials()
