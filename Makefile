@@ -53,7 +53,9 @@ demo: install
 	$(UV) run --frozen python -m scripts.demo
 
 bench: install
-	$(UV) run --frozen python -m bench.emulator_load
+	$(UV) run --frozen python -m bench.emulator_load --request get
+	$(UV) run --frozen python -m bench.emulator_load --request post
+	$(UV) run --frozen python -m bench.sync_calls --rows 1000
 
 clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache

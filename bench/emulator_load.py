@@ -39,11 +39,23 @@ async def _worker(port: int, request: bytes, deadline: float, counts: dict[str, 
         writer.close()
 
 
-async def _drive(port: int, seconds: float, connections: int) -> dict[str, int]:
-    request = (
-        f"GET /v1/customers/{SEED_CUSTOMER_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {TOKEN}\r\nAccept: application/json\r\n\r\n"
+def _request(kind: str) -> bytes:
+    if kind == "get":
+        return (
+            f"GET /v1/customers/{SEED_CUSTOMER_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nAccept: application/json\r\n\r\n"
+        ).encode()
+    # A validated JSON POST: the engine's most frequent call.
+    body = json.dumps({"customer_id": SEED_CUSTOMER_ID, "include_archived": True})
+    return (
+        f"POST /v1/getCustomerBillingProviderConfigurations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
     ).encode()
+
+
+async def _drive(port: int, seconds: float, connections: int, kind: str = "get") -> dict[str, int]:
+    request = _request(kind)
     counts: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
     await asyncio.gather(*(_worker(port, request, deadline, counts) for _ in range(connections)))
@@ -54,15 +66,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--request", choices=["get", "post"], default="get", help="GET or POST")
     args = parser.parse_args()
     with running_emulator() as emu:
-        asyncio.run(_drive(emu.port, 1.0, args.connections))  # warm-up
+        asyncio.run(_drive(emu.port, 1.0, args.connections, args.request))  # warm-up
         start = time.perf_counter()
-        counts = asyncio.run(_drive(emu.port, args.seconds, args.connections))
+        counts = asyncio.run(_drive(emu.port, args.seconds, args.connections, args.request))
         elapsed = time.perf_counter() - start
     total = sum(counts.values())
     result = {
         "benchmark": "emulator_throughput",
+        "request": args.request,
         "requests": total,
         "errors": counts.get("error", 0),
         "seconds": round(elapsed, 2),
