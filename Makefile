@@ -53,9 +53,8 @@ demo: install
 	$(UV) run --frozen python -m scripts.demo
 
 bench: install
-	$(UV) run --frozen python -m bench.emulator_load --request get
-	$(UV) run --frozen python -m bench.emulator_load --request post
-	$(UV) run --frozen python -m bench.sync_calls --rows 1000
+	$(UV) run --frozen python -m bench.run_all
+	$(UV) run --frozen python -m bench.emulator_load --request post --seconds 5
 
 clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache

@@ -28,7 +28,8 @@ from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredential
 from airflow_provider_metronome.operators.billing_config import SetBillingProviderConfigOperator
 
 # Downstream DAGs (e.g. contract provisioning) can schedule on this asset.
-BILLING_CONFIGS = Asset("metronome://billing-provider-configurations", group="metronome")
+# The "x-" scheme marks a custom URI (Airflow looks for no provider to normalise it).
+BILLING_CONFIGS = Asset("x-metronome://billing-provider-configurations", group="metronome")
 
 # Rows of the run's data interval, or all rows. Manual runs without a logical date
 # have no data interval and read everything.
@@ -77,6 +78,7 @@ with DAG(
         ),
         "dry_run": Param(False, type="boolean", description="Plan only: log what would change"),
         "max_rejected_rows": Param(0, type="integer", minimum=0, description="Rejected rows tolerated"),
+        "batch_size": Param(100, type="integer", minimum=1, maximum=1000, description="Configs per write"),
         "rejects_path": Param("", type="string", description="JSON-lines file for rejected rows (optional)"),
     },
 ) as dag:
@@ -92,6 +94,7 @@ with DAG(
                 "partition": i,
                 "partitions": count,
                 "max_rejected_rows": int(params["max_rejected_rows"]),
+                "batch_size": int(params["batch_size"]),
                 "rejects_path": f"{rejects}.part{i}" if rejects and count > 1 else rejects,
             }
             for i in range(count)

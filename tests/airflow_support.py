@@ -5,12 +5,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
+
+    from airflow_provider_metronome.emulator.testing import RunningEmulator
+
+REPO_DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
 def dags_folder() -> Path:
@@ -78,3 +86,63 @@ def all_rendered_fields_text() -> str:
         return "\n".join(
             str(v) for (v,) in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")
         )
+
+
+# -- the example DAGs against the emulator ------------------------------------------------------
+
+
+def example_dag(dag_id: str) -> Any:
+    target = dags_folder() / f"{dag_id}.py"
+    shutil.copy(REPO_DAGS / f"{dag_id}.py", target)
+    return load_dag(target, dag_id)
+
+
+def sqlite_warehouse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` to a SQLite warehouse and point ``billing_warehouse`` at it."""
+    from scripts import demo_data
+
+    path = tmp_path / "warehouse.db"
+    demo_data.write_sqlite(str(path), rows)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+
+
+def active_state(emu: RunningEmulator) -> list[tuple[str, str, str, str, str | None]]:
+    """Active configurations, normalised for comparison."""
+    return sorted(
+        (c["customer_id"], c["billing_provider"], c["delivery_method_id"], json.dumps(c["configuration"], sort_keys=True),
+         c.get("tax_provider"))
+        for c in emu.admin("state")["billing_provider_configurations"]
+        if not c["archived_at"]
+    )  # fmt: skip
+
+
+def desired_state(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str | None]]:
+    """What the state must be for good rows made by scripts.demo_data."""
+    from scripts import demo_data
+
+    methods = {
+        (d["billing_provider"], d["delivery_method"]): d["delivery_method_id"]
+        for d in demo_data.DELIVERY_METHODS
+    }
+    by_alias = {demo_data.alias(i): demo_data.customer_id(i) for i in range(10_000)}
+    out = set()
+    for r in rows:
+        customer = r.get("customer_id") or by_alias[r["ingest_alias"]]
+        dm = r.get("delivery_method_id") or methods[(r["billing_provider"], r["delivery_method"])]
+        config = r["configuration"] if isinstance(r["configuration"], str) else json.dumps(r["configuration"])
+        out.add(
+            (
+                customer,
+                r["billing_provider"],
+                dm,
+                json.dumps(json.loads(config), sort_keys=True),
+                r.get("tax_provider"),
+            )
+        )
+    return sorted(out)
+
+
+def reset_emulator(emu: RunningEmulator, data: Any) -> None:
+    emu.admin("reset", data.seed)

@@ -10,7 +10,6 @@ neither of which a retry can fix.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
         return max(0.0, float(raw))
     except ValueError:
         pass
+    import email.utils
+
     parsed = email.utils.parsedate_to_datetime(raw) if raw else None
     if parsed is None:
         return None

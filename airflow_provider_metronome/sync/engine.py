@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,11 @@ from airflow_provider_metronome.client.idempotency import idempotency_key
 from airflow_provider_metronome.exceptions import MetronomeNotFoundError
 from airflow_provider_metronome.models.report import PlannedChange, Rejection, SyncReport
 from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
-from airflow_provider_metronome.sync.diff import MODES, REPLACE, CustomerPlan, plan_customer
+from airflow_provider_metronome.sync.diff import MODES, CustomerPlan, plan_customer
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
 from airflow_provider_metronome.sync.staging import IdentityGroup, StagedRow, Staging
-from airflow_provider_metronome.sync.writer import BatchWriter
+from airflow_provider_metronome.sync.writer import BatchWriter, Created, Rejected
 
 if TYPE_CHECKING:
     from airflow_provider_metronome.client.api import MetronomeApi
@@ -68,7 +69,7 @@ class SyncOptions:
     mode: str = "create_missing"
     dry_run: bool = False
     batch_size: int = 100
-    max_concurrency: int = 16
+    max_concurrency: int = 24
     chunk_size: int = 2000
     customer_block: int = 500
     progress_interval: float = 30.0
@@ -192,7 +193,7 @@ class BillingConfigSync:
         staging: Staging,
         pool: ThreadPoolExecutor,
     ) -> None:
-        aliases = AliasResolver(self.api)
+        aliases = AliasResolver(lambda alias: pool.submit(self.api.find_customer_by_ingest_alias, alias))
         progress = Progress(self.log, "Rows read", interval=self.options.progress_interval)
         number = 0
         for chunk in _chunks(rows, self.options.chunk_size):
@@ -209,7 +210,7 @@ class BillingConfigSync:
                 parsed.append((number, key, result))
             self.report.rows_read = number
             wanted = [r.ingest_alias for _, _, r in parsed if r.ingest_alias is not None]
-            resolved = aliases.resolve_many(wanted, pool) if wanted else {}
+            resolved = aliases.resolve_many(wanted) if wanted else {}
             staged: list[StagedRow] = []
             for row_no, key, r in parsed:
                 customer_id = r.customer_id
@@ -249,25 +250,43 @@ class BillingConfigSync:
             number, self.report.valid, self.report.rejected, aliases.lookups,
         )  # fmt: skip
 
-    # -- pass 2: reconcile, block by block -----------------------------------------------------
+    # -- pass 2: reconcile as one pipeline -----------------------------------------------------
 
     def _reconcile(self, staging: Staging, pool: ThreadPoolExecutor) -> None:
+        """Read, diff and write as one continuous pipeline.
+
+        Configuration reads run in the pool (``max_concurrency`` threads) with a
+        window of twice that queued, so the network never idles at block boundaries.
+        Plans are booked in this thread as reads complete (in order); creates are
+        batched and each full batch is written in the pool. In ``replace`` mode a
+        customer's archive runs in the pool first, and its creates are queued only
+        once the archive succeeded.
+        """
         total = staging.customers()
         self.report.customers = total
         progress = Progress(self.log, "Customers reconciled", interval=self.options.progress_interval)
+        pipe = _Pipeline(BatchWriter(self.api, {}), pool)
+        window = 2 * self.options.max_concurrency
         seen = 0
-        block: list[tuple[str, list[StagedRow]]] = []
         for customer_id, groups in staging.iter_customers():
             seen += 1
             desired = self._desired(groups)
             if desired:
-                block.append((customer_id, desired))
-            if len(block) >= self.options.customer_block:
-                self._reconcile_block(block, pool)
-                block = []
-                progress.update(seen, total)
-        if block:
-            self._reconcile_block(block, pool)
+                future = pool.submit(
+                    self.api.get_billing_provider_configurations, customer_id, include_archived=True
+                )
+                pipe.reads.append((customer_id, desired, future))
+            while len(pipe.reads) >= window or (pipe.reads and pipe.reads[0][2].done()):
+                self._take_read(pipe, *pipe.reads.popleft())
+            self._harvest(pipe)
+            progress.update(seen, total)
+        while pipe.reads:
+            self._take_read(pipe, *pipe.reads.popleft())
+        while pipe.archives:
+            self._take_archived(pipe, pipe.archives.popleft().result())
+        self._flush(pipe, force=True)
+        while pipe.writes:
+            self._take_written(pipe.writes.popleft().result())
         progress.update(seen, total, force=total > 0)
 
     def _desired(self, groups: list[IdentityGroup]) -> list[StagedRow]:
@@ -294,52 +313,74 @@ class BillingConfigSync:
             desired.append(first)
         return desired
 
-    def _reconcile_block(self, block: list[tuple[str, list[StagedRow]]], pool: ThreadPoolExecutor) -> None:
-        def read(customer_id: str) -> list[dict[str, Any]] | None:
-            try:
-                return self.api.get_billing_provider_configurations(customer_id, include_archived=True)
-            except MetronomeNotFoundError:
-                return None
+    def _take_read(
+        self, pipe: _Pipeline, customer_id: str, rows: list[StagedRow], future: Future[list[dict[str, Any]]]
+    ) -> None:
+        """Book one customer's read: diff it, queue its archive or its creates."""
+        try:
+            configs = future.result()
+        except MetronomeNotFoundError:
+            for r in rows:
+                reason = f"no Metronome customer has id {customer_id}"
+                self._reject(r.row, r.key, "customer_id", reason, r.billing_provider)
+            self.report.valid -= len(rows)
+            return
+        plan = plan_customer(customer_id, rows, configs, self.options.mode)
+        pipe.writer.basis[customer_id] = {c["id"] for c in configs}
+        for row, _config_id in plan.unchanged:
+            self.report.unchanged += 1
+            self.report.count(row.billing_provider, "unchanged")
+            self.report.add_tax_delivery_method(row.tax_provider, row.delivery_method_id)
+        if plan.archive and not self.options.dry_run:
+            pipe.archives.append(pipe.pool.submit(self._archive, plan))
+            return
+        self._take_archived(pipe, plan)
 
-        existing = list(pool.map(read, [cid for cid, _ in block]))
-        plans: list[CustomerPlan] = []
-        basis: dict[str, set[str]] = {}
-        for (customer_id, rows), configs in zip(block, existing, strict=False):
-            if configs is None:
-                for r in rows:
-                    self._reject(
-                        r.row,
-                        r.key,
-                        "customer_id",
-                        f"no Metronome customer has id {customer_id}",
-                        r.billing_provider,
-                    )
-                self.report.valid -= len(rows)
-                continue
-            basis[customer_id] = {c["id"] for c in configs}
-            plan = plan_customer(customer_id, rows, configs, self.options.mode)
-            for row, _config_id in plan.unchanged:
-                self.report.unchanged += 1
-                self.report.count(row.billing_provider, "unchanged")
-                self.report.add_tax_delivery_method(row.tax_provider, row.delivery_method_id)
-            plans.append(plan)
+    def _archive(self, plan: CustomerPlan) -> CustomerPlan:
+        """In a worker: archive the superseded configurations of one customer.
 
-        if self.options.mode == REPLACE:
-            self._archive([p for p in plans if p.archive], pool)
-        creates = [row for plan in plans for row in plan.create]
+        Archive before creating: archiving frees the uniqueness keys the new
+        configurations may need (see the archive endpoint's docs).
+        """
+        ids = sorted(c["id"] for c in plan.archive)
+        key = idempotency_key("archiveCustomerBillingProviderConfigurations", [plan.customer_id, ids])
+        self.api.archive_billing_provider_configurations(plan.customer_id, ids, idempotency_key=key)
+        return plan
+
+    def _take_archived(self, pipe: _Pipeline, plan: CustomerPlan) -> None:
+        """Book a plan whose archive (if any) is done; queue its creates."""
+        if plan.archive:
+            self._book_archived(plan)
         if self.options.dry_run:
-            for row in creates:
+            for row in plan.create:
                 self._record_created(row, None)
             return
-        writer = BatchWriter(self.api, basis)
+        pipe.pending.extend(plan.create)
+        self._flush(pipe)
+
+    def _harvest(self, pipe: _Pipeline) -> None:
+        while pipe.archives and pipe.archives[0].done():
+            self._take_archived(pipe, pipe.archives.popleft().result())
+        while pipe.writes and pipe.writes[0].done():
+            self._take_written(pipe.writes.popleft().result())
+
+    def _flush(self, pipe: _Pipeline, *, force: bool = False) -> None:
         size = self.options.batch_size
-        batches = [creates[i : i + size] for i in range(0, len(creates), size)]
-        for created, refused in pool.map(writer.create, batches):
-            for row, config_id in created:
-                self._record_created(row, config_id)
-            for row, field, reason in refused:
-                self.report.valid -= 1
-                self._reject(row.row, row.key, field, reason, row.billing_provider)
+        while len(pipe.pending) >= size or (force and pipe.pending):
+            batch = pipe.pending[:size]
+            del pipe.pending[:size]
+            pipe.writes.append(pipe.pool.submit(pipe.writer.create, batch))
+            # Bound the writes in flight: each holds a pool thread.
+            while len(pipe.writes) > self.options.max_concurrency:
+                self._take_written(pipe.writes.popleft().result())
+
+    def _take_written(self, result: tuple[Created, Rejected]) -> None:
+        created, refused = result
+        for row, config_id in created:
+            self._record_created(row, config_id)
+        for row, where, reason in refused:
+            self.report.valid -= 1
+            self._reject(row.row, row.key, where, reason, row.billing_provider)
 
     def _record_created(self, row: StagedRow, config_id: str | None) -> None:
         self.report.created += 1
@@ -357,32 +398,35 @@ class BillingConfigSync:
         if self.options.dry_run and self._logged <= _LOG_EACH:
             self.log.info("Would create (row %d, %s): %s", row.row, row.key, row.payload())
 
-    def _archive(self, plans: list[CustomerPlan], pool: ThreadPoolExecutor) -> None:
-        def archive(plan: CustomerPlan) -> list[str]:
-            ids = sorted(c["id"] for c in plan.archive)
-            if self.options.dry_run:
-                return ids
-            key = idempotency_key("archiveCustomerBillingProviderConfigurations", [plan.customer_id, ids])
-            self.api.archive_billing_provider_configurations(plan.customer_id, ids, idempotency_key=key)
-            return ids
+    def _book_archived(self, plan: CustomerPlan) -> None:
+        self.report.add_archived(sorted(c["id"] for c in plan.archive))
+        verb = "Would archive" if self.options.dry_run else "Archived"
+        for config in plan.archive:
+            self.report.count(config["billing_provider"], "archived")
+            change = PlannedChange(
+                action="archive",
+                customer_id=plan.customer_id,
+                billing_provider=config["billing_provider"],
+                detail={"id": config["id"], "configuration": config.get("configuration", {})},
+            )
+            self._plan_line(change)
+            if not self.options.dry_run or self._logged <= _LOG_EACH:
+                self.log.info(
+                    "%s configuration %s of customer %s (%s): superseded",
+                    verb, config["id"], plan.customer_id, config["billing_provider"],
+                )  # fmt: skip
 
-        for plan, ids in zip(plans, pool.map(archive, plans), strict=False):
-            self.report.add_archived(ids)
-            for config in plan.archive:
-                self.report.count(config["billing_provider"], "archived")
-                change = PlannedChange(
-                    action="archive",
-                    customer_id=plan.customer_id,
-                    billing_provider=config["billing_provider"],
-                    detail={"id": config["id"], "configuration": config.get("configuration", {})},
-                )
-                self._plan_line(change)
-                verb = "Would archive" if self.options.dry_run else "Archived"
-                if not self.options.dry_run or self._logged <= _LOG_EACH:
-                    self.log.info(
-                        "%s configuration %s of customer %s (%s): superseded",
-                        verb, config["id"], plan.customer_id, config["billing_provider"],
-                    )  # fmt: skip
+
+@dataclass
+class _Pipeline:
+    """What is in flight during the reconcile pass (only the main thread touches it)."""
+
+    writer: BatchWriter
+    pool: ThreadPoolExecutor
+    reads: deque[tuple[str, list[StagedRow], Future[list[dict[str, Any]]]]] = field(default_factory=deque)
+    archives: deque[Future[CustomerPlan]] = field(default_factory=deque)
+    writes: deque[Future[tuple[Created, Rejected]]] = field(default_factory=deque)
+    pending: list[StagedRow] = field(default_factory=list)
 
 
 def _merge(problems: list[RowProblem]) -> list[RowProblem]:

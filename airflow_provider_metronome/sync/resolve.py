@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from concurrent.futures import ThreadPoolExecutor
-
-
-class _AliasLookup(Protocol):
-    def find_customer_by_ingest_alias(self, ingest_alias: str) -> dict[str, Any] | None: ...
+    from collections.abc import Callable, Iterable
+    from concurrent.futures import Future
 
 
 class AliasResolver:
@@ -20,46 +15,40 @@ class AliasResolver:
 
     Results (misses included) are kept in a bounded LRU cache so memory stays flat.
 
-    :param api: anything with ``find_customer_by_ingest_alias``.
+    :param lookup: starts one lookup (``find_customer_by_ingest_alias`` in a thread
+        pool) and returns its future.
     :param cache_size: entries kept.
     """
 
-    def __init__(self, api: _AliasLookup, *, cache_size: int = 200_000) -> None:
-        self.api = api
+    def __init__(
+        self, lookup: Callable[[str], Future[dict[str, Any] | None]], *, cache_size: int = 200_000
+    ) -> None:
+        self.lookup = lookup
         self.cache_size = cache_size
         self._cache: OrderedDict[str, str | None] = OrderedDict()
-        self._lock = threading.Lock()
         self.lookups = 0
 
-    def resolve_many(self, aliases: Iterable[str], pool: ThreadPoolExecutor) -> dict[str, str | None]:
-        """Resolve every alias (unknown ones map to ``None``), looking up the uncached ones in parallel.
+    def resolve_many(self, aliases: Iterable[str]) -> dict[str, str | None]:
+        """Resolve every alias (unknown ones map to ``None``), looking up the uncached ones at once.
 
         :param aliases: aliases to resolve.
-        :param pool: the executor bounding concurrency.
         """
-        wanted = set(aliases)
         result: dict[str, str | None] = {}
-        missing: list[str] = []
-        with self._lock:
-            for alias in wanted:
-                if alias in self._cache:
-                    self._cache.move_to_end(alias)
-                    result[alias] = self._cache[alias]
-                else:
-                    missing.append(alias)
-        for alias, customer in zip(missing, pool.map(self._lookup, missing), strict=False):
-            result[alias] = customer
-        with self._lock:
-            for alias in missing:
-                self._cache[alias] = result[alias]
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        started: dict[str, Future[dict[str, Any] | None]] = {}
+        for alias in set(aliases):
+            if alias in self._cache:
+                self._cache.move_to_end(alias)
+                result[alias] = self._cache[alias]
+            else:
+                started[alias] = self.lookup(alias)
+        self.lookups += len(started)
+        for alias, future in started.items():
+            customer = future.result()
+            result[alias] = None if customer is None else str(customer["id"])
+            self._cache[alias] = result[alias]
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return result
-
-    def _lookup(self, alias: str) -> str | None:
-        self.lookups += 1
-        customer = self.api.find_customer_by_ingest_alias(alias)
-        return None if customer is None else str(customer["id"])
 
 
 class DeliveryMethods:

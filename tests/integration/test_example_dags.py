@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from scripts import demo_data
-from tests.airflow_support import dags_folder, load_dag, task_states, xcom
+from tests.airflow_support import (
+    REPO_DAGS,
+    active_state,
+    desired_state,
+    example_dag,
+    reset_emulator,
+    sqlite_warehouse,
+    task_states,
+    xcom,
+)
 from tests.conftest import TOKEN
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow_provider_metronome.emulator.testing import RunningEmulator
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "metronome_conn")
 
-REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 SYNC_DAG = "metronome_billing_config_sync"
 DAY = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
@@ -44,66 +52,14 @@ def test_dagbag_imports_without_errors_or_warnings() -> None:
     assert all(t.doc_md for t in sync.tasks), "every task explains itself in the UI"
 
 
-def _example(dag_id: str) -> Any:
-    target = dags_folder() / f"{dag_id}.py"
-    shutil.copy(REPO_DAGS / f"{dag_id}.py", target)
-    return load_dag(target, dag_id)
-
-
-def _warehouse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    path = tmp_path / "warehouse.db"
-    demo_data.write_sqlite(str(path), rows)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BILLING_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)})
-    )
-
-
-def _state(emu: RunningEmulator) -> list[tuple[str, str, str, str, str | None]]:
-    """Active configurations, normalised for comparison."""
-    return sorted(
-        (c["customer_id"], c["billing_provider"], c["delivery_method_id"], json.dumps(c["configuration"], sort_keys=True),
-         c.get("tax_provider"))
-        for c in emu.admin("state")["billing_provider_configurations"]
-        if not c["archived_at"]
-    )  # fmt: skip
-
-
-def _desired(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str | None]]:
-    """What the state must be for good rows made by scripts.demo_data."""
-    methods = {
-        (d["billing_provider"], d["delivery_method"]): d["delivery_method_id"]
-        for d in demo_data.DELIVERY_METHODS
-    }
-    by_alias = {demo_data.alias(i): demo_data.customer_id(i) for i in range(10_000)}
-    out = set()
-    for r in rows:
-        customer = r.get("customer_id") or by_alias[r["ingest_alias"]]
-        dm = r.get("delivery_method_id") or methods[(r["billing_provider"], r["delivery_method"])]
-        config = r["configuration"] if isinstance(r["configuration"], str) else json.dumps(r["configuration"])
-        out.add(
-            (
-                customer,
-                r["billing_provider"],
-                dm,
-                json.dumps(json.loads(config), sort_keys=True),
-                r.get("tax_provider"),
-            )
-        )
-    return sorted(out)
-
-
-def _reset(emu: RunningEmulator, data: demo_data.DemoData) -> None:
-    emu.admin("reset", data.seed)
-
-
 @pytest.mark.usefixtures("avalara_conn")
 def test_sync_dag_on_sqlite(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     data = demo_data.build(60)
-    _reset(emulator, data)
-    _warehouse(monkeypatch, tmp_path, data.rows)
-    dag = _example(SYNC_DAG)
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, data.rows)
+    dag = example_dag(SYNC_DAG)
     dr = dag.test(logical_date=DAY + timedelta(days=1), run_conf={"max_rejected_rows": 10})
     states = task_states(dr)
     assert set(states.values()) == {"success"}, states
@@ -115,7 +71,7 @@ def test_sync_dag_on_sqlite(
         7,
     )
     good = [demo_data.desired_row(i) for i in range(60)]
-    assert _state(emulator) == _desired(good)
+    assert active_state(emulator) == desired_state(good)
 
     # The Avalara step updated exactly the delivery methods whose rows ask for Avalara.
     wanted = sorted({demo_data.STRIPE_DM for r in good if r.get("tax_provider") == "avalara"})
@@ -127,22 +83,22 @@ def test_sync_dag_fails_when_rejections_exceed_the_tolerance(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     data = demo_data.build(20)
-    _reset(emulator, data)
-    _warehouse(monkeypatch, tmp_path, data.rows)
-    dr = _example(SYNC_DAG).test(logical_date=DAY + timedelta(days=1))
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, data.rows)
+    dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=1))
     states = task_states(dr)
     assert states["sync_billing_configs[0]"] == "failed"
     assert states["upsert_avalara_credentials"] == "upstream_failed"
-    assert len(_state(emulator)) == 20, "the good rows were synced before the task failed"
+    assert len(active_state(emulator)) == 20, "the good rows were synced before the task failed"
 
 
 def test_no_avalara_rows_need_no_avalara_connection(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     rows = [demo_data.to_warehouse(demo_data.desired_row(i), DAY + timedelta(hours=i)) for i in (9, 10, 17)]
-    _reset(emulator, demo_data.build(20))
-    _warehouse(monkeypatch, tmp_path, rows)
-    dr = _example(SYNC_DAG).test(logical_date=DAY + timedelta(days=1))
+    reset_emulator(emulator, demo_data.build(20))
+    sqlite_warehouse(monkeypatch, tmp_path, rows)
+    dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=1))
     assert set(task_states(dr).values()) == {"success"}
     assert xcom(dr, "upsert_avalara_credentials") == []
 
@@ -171,19 +127,19 @@ def test_three_day_backfill_with_overlapping_reruns_ends_exact(
     n = 30
     seed = demo_data.build(n).seed
     emulator.admin("reset", seed)
-    dag = _example(SYNC_DAG)
+    dag = example_dag(SYNC_DAG)
 
     # Day by day the table changes; each daily run syncs its window, replacing old configurations.
     table_day1 = [
         demo_data.to_warehouse(demo_data.desired_row(i), DAY + timedelta(hours=1, minutes=i))
         for i in range(n)
     ]
-    _warehouse(monkeypatch, tmp_path, table_day1)
+    sqlite_warehouse(monkeypatch, tmp_path, table_day1)
     first = dag.test(logical_date=DAY + timedelta(days=1), run_conf={"mode": "replace"})
     assert xcom(first, "summarize")["created"] == n
 
     table, desired = _history(n)
-    _warehouse(monkeypatch, tmp_path, table)
+    sqlite_warehouse(monkeypatch, tmp_path, table)
     # A backfill over the three days, then an overlapping one over days 2-3 and again 1-3.
     runs = [1, 2, 3, 2, 3, 1, 2, 3]
     created = []
@@ -195,8 +151,8 @@ def test_three_day_backfill_with_overlapping_reruns_ends_exact(
     # on day 3, so their rows moved to day 3's window, with 10-14).
     assert created[:3] == [0, 5, 10]
     assert created[3:] == [0] * 5, "overlapping re-runs change nothing"
-    assert _state(emulator) == _desired(desired)
-    customers = [c[0] for c in _state(emulator)]
+    assert active_state(emulator) == desired_state(desired)
+    customers = [c[0] for c in active_state(emulator)]
     assert len(customers) == len(set(customers)) == n, "exactly one active configuration per customer"
 
 
@@ -205,11 +161,11 @@ def test_partitions_give_the_same_final_state(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     data = demo_data.build(80, with_bad_rows=False)
-    _warehouse(monkeypatch, tmp_path, data.rows)
-    dag = _example(SYNC_DAG)
+    sqlite_warehouse(monkeypatch, tmp_path, data.rows)
+    dag = example_dag(SYNC_DAG)
     results = {}
     for partitions in (1, 4):
-        _reset(emulator, data)
+        reset_emulator(emulator, data)
         dr = dag.test(logical_date=DAY + timedelta(days=1), run_conf={"partitions": partitions})
         states = task_states(dr)
         assert set(states.values()) == {"success"}, states
@@ -218,8 +174,8 @@ def test_partitions_give_the_same_final_state(
             shares = [xcom(dr, "sync_billing_configs", map_index=i)["rows_read"] for i in range(4)]
             assert sum(shares) == 80
             assert all(0 < s < 80 for s in shares), shares
-        results[partitions] = _state(emulator)
-    assert results[1] == results[4] == _desired([demo_data.desired_row(i) for i in range(80)])
+        results[partitions] = active_state(emulator)
+    assert results[1] == results[4] == desired_state([demo_data.desired_row(i) for i in range(80)])
 
 
 @pytest.mark.postgres
@@ -233,7 +189,7 @@ def test_sync_dag_on_postgres(emulator: RunningEmulator, monkeypatch: pytest.Mon
     import psycopg2
 
     data = demo_data.build(50)
-    _reset(emulator, data)
+    reset_emulator(emulator, data)
     schema = f"apm_dag_{os.getpid()}"
     conn = psycopg2.connect(url)
     conn.autocommit = True
@@ -256,14 +212,14 @@ def test_sync_dag_on_postgres(emulator: RunningEmulator, monkeypatch: pytest.Mon
                     "login": parsed.username, "schema": parsed.path.lstrip("/")}),
     )  # fmt: skip
     try:
-        dag = _example(SYNC_DAG)
+        dag = example_dag(SYNC_DAG)
         conf = {"warehouse_conn_id": "pg_warehouse", "source_table": f"{schema}.customer_billing_configs",
                 "max_rejected_rows": 10, "partitions": 2}  # fmt: skip
         dr = dag.test(logical_date=DAY + timedelta(days=1), run_conf=conf)
         assert set(task_states(dr).values()) == {"success"}, task_states(dr)
         summary = xcom(dr, "summarize")
         assert (summary["created"], summary["rejected"]) == (50, 6)
-        assert _state(emulator) == _desired([demo_data.desired_row(i) for i in range(50)])
+        assert active_state(emulator) == desired_state([demo_data.desired_row(i) for i in range(50)])
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -272,8 +228,8 @@ def test_sync_dag_on_postgres(emulator: RunningEmulator, monkeypatch: pytest.Mon
 
 @pytest.mark.usefixtures("avalara_conn")
 def test_avalara_dag_by_provider(emulator: RunningEmulator) -> None:
-    _reset(emulator, demo_data.build(5))
-    dr = _example("metronome_avalara_credentials").test(
+    reset_emulator(emulator, demo_data.build(5))
+    dr = example_dag("metronome_avalara_credentials").test(
         run_conf={"billing_provider": "aws_marketplace", "avalara_environment": "PRODUCTION"}
     )
     assert task_states(dr) == {"upsert_avalara_credentials": "success"}
@@ -284,8 +240,8 @@ def test_avalara_dag_by_provider(emulator: RunningEmulator) -> None:
 
 @pytest.mark.usefixtures("avalara_conn")
 def test_avalara_dag_by_ids(emulator: RunningEmulator) -> None:
-    _reset(emulator, demo_data.build(5))
-    dr = _example("metronome_avalara_credentials").test(
+    reset_emulator(emulator, demo_data.build(5))
+    dr = example_dag("metronome_avalara_credentials").test(
         run_conf={"delivery_method_ids": [demo_data.NETSUITE_DM]}
     )
     assert task_states(dr) == {"upsert_avalara_credentials": "success"}

@@ -1,0 +1,179 @@
+"""Chaos: the sync DAG converges to exactly the desired state through injected faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scripts import demo_data
+from tests.airflow_support import (
+    REPO_DAGS,
+    active_state,
+    desired_state,
+    example_dag,
+    sqlite_warehouse,
+    task_states,
+    xcom,
+)
+from tests.conftest import AVALARA_PASSWORD, TOKEN
+
+if TYPE_CHECKING:
+    from airflow_provider_metronome.emulator.testing import RunningEmulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db", "avalara_conn")]
+
+DAY = datetime(2024, 6, 2, tzinfo=timezone.utc)
+CHAOS = {
+    "p_429": 0.10,
+    "p_500": 0.05,
+    "p_commit_500": 0.02,
+    "p_reset": 0.01,
+    "retry_after_ms": 50,
+    "seed": 20261121,
+}
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, emulator: RunningEmulator, max_retries: int) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_METRONOME_DEFAULT",
+        json.dumps({"conn_type": "metronome", "host": emulator.url, "password": TOKEN,
+                    "extra": {"max_retries": max_retries, "max_retry_wait": 300}}),
+    )  # fmt: skip
+
+
+def test_5000_rows_through_429s_500s_lost_answers_and_resets(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data = demo_data.build(5000, with_bad_rows=False)
+    emulator.admin("reset", data.seed)
+    emulator.admin("faults", CHAOS)
+    _connection(monkeypatch, emulator, max_retries=10)
+    sqlite_warehouse(monkeypatch, tmp_path, data.rows)
+
+    started = time.perf_counter()
+    # Batches of 10 so the 2 % commit-then-500 (writes only) meets ~500 writes.
+    conf = {"partitions": 2, "batch_size": 10}
+    dr = example_dag("metronome_billing_config_sync").test(logical_date=DAY, run_conf=conf)
+    elapsed = time.perf_counter() - started
+    emulator.admin("faults", {k: 0 for k in CHAOS if k.startswith("p_")})
+
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
+    faults: dict[str, int] = {}
+    for entry in emulator.admin("requests")["data"]:
+        if entry["fault"]:
+            faults[entry["fault"]] = faults.get(entry["fault"], 0) + 1
+    assert set(faults) >= {"429", "500", "commit_then_500", "reset"}, faults
+    state = active_state(emulator)
+    assert state == desired_state([demo_data.desired_row(i) for i in range(5000)]), (
+        "zero duplicates, zero missing"
+    )
+    assert xcom(dr, "summarize")["created"] == 5000
+    print(f"chaos: 5000 rows in {elapsed:.0f}s through {faults}")
+
+
+def _airflow(home: Path, emulator: RunningEmulator, warehouse: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update(
+        {
+            "AIRFLOW_CONN_METRONOME_DEFAULT": json.dumps(
+                {"conn_type": "metronome", "host": emulator.url, "password": TOKEN}
+            ),
+            "AIRFLOW_CONN_AVALARA_DEFAULT": json.dumps(
+                {"conn_type": "avalara", "login": "tax@example.com", "password": AVALARA_PASSWORD}
+            ),
+            "AIRFLOW_CONN_BILLING_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_DAGS),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        }
+    )
+    return env
+
+
+def _dags_test(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    airflow = Path(sys.executable).parent / "airflow"
+    conf = json.dumps({"full_refresh": True})
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(airflow), "dags", "test", "metronome_billing_config_sync", "-c", conf],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def test_killed_worker_then_rerun_converges(emulator: RunningEmulator, tmp_path: Path) -> None:
+    """SIGKILL the task process after some batches were written; a re-run ends exact."""
+    data = demo_data.build(3000, with_bad_rows=False)
+    emulator.admin("reset", data.seed)
+    emulator.admin("faults", {"latency_ms": 15})
+    warehouse = tmp_path / "warehouse.db"
+    demo_data.write_sqlite(str(warehouse), data.rows)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = _airflow(home, emulator, warehouse)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
+
+    log = tmp_path / "dags-test.log"
+    proc = _dags_test(env, log)
+    deadline = time.monotonic() + 300
+    written = 0
+    while written < 3:
+        assert proc.poll() is None, "the sync finished before it could be killed:\n" + log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no batch was written in time"
+        time.sleep(0.05)
+        stats = emulator.admin("stats")["by_operation_status"]
+        written = stats.get("setCustomerBillingProviderConfigurations 200", 0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = len(active_state(emulator))
+    assert 0 < partial < 3000, partial
+
+    emulator.admin("faults", {"latency_ms": 0})
+    again = _dags_test(env, log)
+    assert again.wait(timeout=600) == 0, log.read_text()[-3000:]
+    state = active_state(emulator)
+    assert state == desired_state([demo_data.desired_row(i) for i in range(3000)])
+    customers = [s[0] for s in state]
+    assert len(customers) == len(set(customers)) == 3000, "no duplicates"
+
+
+def test_secrets_appear_nowhere_in_airflow_home(emulator: RunningEmulator, tmp_path: Path) -> None:
+    """A full run through the CLI (sync + Avalara): search every file it left behind."""
+    data = demo_data.build(60)
+    emulator.admin("reset", data.seed)
+    warehouse = tmp_path / "warehouse.db"
+    demo_data.write_sqlite(str(warehouse), data.rows)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = _airflow(home, emulator, warehouse)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
+    conf = json.dumps(
+        {"full_refresh": True, "max_rejected_rows": 20, "rejects_path": str(home / "rejects.jsonl")}
+    )
+    out = subprocess.run(
+        [str(airflow), "dags", "test", "metronome_billing_config_sync", "-c", conf],
+        env=env, capture_output=True, timeout=600,
+    )  # fmt: skip
+    output = out.stdout + out.stderr
+    assert out.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert b"Setting Avalara credentials" in output
+    assert emulator.admin("state")["avalara_credentials"], "the Avalara step ran"
+
+    searched = {"CLI output": output}
+    for path in home.rglob("*"):
+        if path.is_file():
+            searched[str(path)] = path.read_bytes()
+    assert any(name.endswith("airflow.db") for name in searched), "the metadata database was searched"
+    for secret in (TOKEN, AVALARA_PASSWORD):
+        leaks = [name for name, blob in searched.items() if secret.encode() in blob]
+        assert leaks == [], f"{secret[:4]}… found in {leaks}"
