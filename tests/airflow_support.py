@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -13,8 +14,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
-    import pytest
+    from collections.abc import Iterator
 
     from airflow_provider_metronome.emulator.testing import RunningEmulator
 
@@ -146,3 +149,38 @@ def desired_state(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, 
 
 def reset_emulator(emu: RunningEmulator, data: Any) -> None:
     emu.admin("reset", data.seed)
+
+
+# -- a PostgreSQL warehouse (.ci/run starts the server) -----------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_schema(monkeypatch: pytest.MonkeyPatch, conn_id: str, prefix: str) -> Iterator[tuple[Any, str]]:
+    """A fresh schema on the test server, and an Airflow connection ``conn_id`` to it; dropped after.
+
+    Skips the test when ``METRONOME_TEST_POSTGRES_URL`` is not set.
+    """
+    url = os.environ.get("METRONOME_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("METRONOME_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server)")
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    schema = f"{prefix}_{os.getpid()}"
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    parsed = urlparse(url)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}",
+        json.dumps({"conn_type": "postgres", "host": parsed.hostname, "port": parsed.port,
+                    "login": parsed.username, "schema": parsed.path.lstrip("/")}),
+    )  # fmt: skip
+    try:
+        yield conn, schema
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from tests.airflow_support import (
     active_state,
     desired_state,
     example_dag,
+    postgres_schema,
     reset_emulator,
     sqlite_warehouse,
     task_states,
@@ -181,49 +181,28 @@ def test_partitions_give_the_same_final_state(
 @pytest.mark.postgres
 @pytest.mark.usefixtures("avalara_conn")
 def test_sync_dag_on_postgres(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = os.environ.get("METRONOME_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("METRONOME_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server)")
-    from urllib.parse import urlparse
-
-    import psycopg2
-
     data = demo_data.build(50)
     reset_emulator(emulator, data)
-    schema = f"apm_dag_{os.getpid()}"
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-        cur.execute(
-            f"CREATE TABLE {schema}.customer_billing_configs (customer_id UUID, ingest_alias TEXT, "
-            "billing_provider TEXT, configuration TEXT, delivery_method TEXT, delivery_method_id UUID, "
-            "tax_provider TEXT, updated_at TIMESTAMP)"
-        )
-        good = [r for r in data.rows if r["customer_id"] is None or len(r["customer_id"]) == 36]
-        cur.executemany(
-            f"INSERT INTO {schema}.customer_billing_configs VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [tuple(r[c] for c in demo_data.WAREHOUSE_COLUMNS) for r in good],
-        )
-    parsed = urlparse(url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PG_WAREHOUSE",
-        json.dumps({"conn_type": "postgres", "host": parsed.hostname, "port": parsed.port,
-                    "login": parsed.username, "schema": parsed.path.lstrip("/")}),
-    )  # fmt: skip
-    try:
-        dag = example_dag(SYNC_DAG)
+    with postgres_schema(monkeypatch, "pg_warehouse", "apm_dag") as (conn, schema):
+        with conn.cursor() as cur:
+            cur.execute(
+                f"CREATE TABLE {schema}.customer_billing_configs (customer_id UUID, ingest_alias TEXT, "
+                "billing_provider TEXT, configuration TEXT, delivery_method TEXT, delivery_method_id UUID, "
+                "tax_provider TEXT, updated_at TIMESTAMP)"
+            )
+            # A UUID column cannot hold the corpus's malformed id: that row stays out.
+            good = [r for r in data.rows if r["customer_id"] is None or len(r["customer_id"]) == 36]
+            cur.executemany(
+                f"INSERT INTO {schema}.customer_billing_configs VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [tuple(r[c] for c in demo_data.WAREHOUSE_COLUMNS) for r in good],
+            )
         conf = {"warehouse_conn_id": "pg_warehouse", "source_table": f"{schema}.customer_billing_configs",
                 "max_rejected_rows": 10, "partitions": 2}  # fmt: skip
-        dr = dag.test(logical_date=DAY + timedelta(days=1), run_conf=conf)
+        dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=1), run_conf=conf)
         assert set(task_states(dr).values()) == {"success"}, task_states(dr)
         summary = xcom(dr, "summarize")
         assert (summary["created"], summary["rejected"]) == (50, 6)
         assert active_state(emulator) == desired_state([demo_data.desired_row(i) for i in range(50)])
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP SCHEMA {schema} CASCADE")
-        conn.close()
 
 
 @pytest.mark.usefixtures("avalara_conn")

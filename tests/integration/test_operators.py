@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import seeds
-from tests.airflow_support import all_rendered_fields_text, all_xcom_text, run_dag, task_states, xcom
+from tests.airflow_support import (
+    all_rendered_fields_text,
+    all_xcom_text,
+    postgres_schema,
+    run_dag,
+    task_states,
+    xcom,
+)
 from tests.conftest import AVALARA_PASSWORD, TOKEN
 
 if TYPE_CHECKING:
@@ -179,17 +186,8 @@ def test_non_sql_connection_is_refused(emulator: RunningEmulator, monkeypatch: p
 
 @pytest.mark.postgres
 def test_postgres_source_streams(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = os.environ.get("METRONOME_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("METRONOME_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server)")
-    import psycopg2
-
     emulator.admin("reset", seeds.many_customers(300))
-    schema = f"apm_{os.getpid()}"
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    with postgres_schema(monkeypatch, "pg_warehouse", "apm") as (conn, schema), conn.cursor() as cur:
         cur.execute(
             f"CREATE TABLE {schema}.billing (ingest_alias TEXT, billing_provider TEXT, configuration JSONB, "
             "delivery_method TEXT, updated_at TIMESTAMPTZ DEFAULT now())"
@@ -199,15 +197,6 @@ def test_postgres_source_streams(emulator: RunningEmulator, monkeypatch: pytest.
             "VALUES (%s, 'stripe', %s, 'direct_to_billing_provider')",
             [(f"cust-{i}", json.dumps({"stripe_customer_id": f"cus_{i}"})) for i in range(300)],
         )
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PG_WAREHOUSE",
-        json.dumps({"conn_type": "postgres", "host": parsed.hostname, "port": parsed.port,
-                    "login": parsed.username, "schema": parsed.path.lstrip("/")}),
-    )  # fmt: skip
-    try:
         dag = sync_dag(
             "sync_pg", sql=f"SELECT * FROM {schema}.billing", conn_id="pg_warehouse", fetch_size=50
         )
@@ -215,10 +204,6 @@ def test_postgres_source_streams(emulator: RunningEmulator, monkeypatch: pytest.
         assert task_states(dr) == {"sync": "success"}
         assert xcom(dr, "sync")["created"] == 300
         assert len(active(emulator)) == 300
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP SCHEMA {schema} CASCADE")
-        conn.close()
 
 
 # -- Avalara ------------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ def test_provider_info_matches_airflow_schema() -> None:
 
 def test_providers_manager_lists_both_connection_types() -> None:
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     pm = ProvidersManager()
     assert "airflow-provider-metronome" in pm.providers
-    hooks = pm.hooks
+    hooks = ProvidersManagerTaskRuntime().hooks
     assert hooks["metronome"] is not None
     assert hooks["metronome"].hook_class_name == "airflow_provider_metronome.hooks.metronome.MetronomeHook"
     assert hooks["avalara"] is not None

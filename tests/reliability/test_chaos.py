@@ -80,7 +80,14 @@ def test_5000_rows_through_429s_500s_lost_answers_and_resets(
     print(f"chaos: 5000 rows in {elapsed:.0f}s through {faults}")
 
 
-def _airflow(home: Path, emulator: RunningEmulator, warehouse: Path) -> dict[str, str]:
+def _cli_home(
+    tmp_path: Path, emulator: RunningEmulator, rows: list[dict[str, object]]
+) -> tuple[Path, dict[str, str]]:
+    """A SQLite warehouse holding ``rows`` and a migrated AIRFLOW_HOME for the CLI; its environment."""
+    warehouse = tmp_path / "warehouse.db"
+    demo_data.write_sqlite(str(warehouse), rows)  # type: ignore[arg-type]
+    home = tmp_path / "airflow"
+    home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(
         {
@@ -96,7 +103,9 @@ def _airflow(home: Path, emulator: RunningEmulator, warehouse: Path) -> dict[str
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         }
     )
-    return env
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
+    return home, env
 
 
 def _dags_test(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -114,13 +123,7 @@ def test_killed_worker_then_rerun_converges(emulator: RunningEmulator, tmp_path:
     data = demo_data.build(3000, with_bad_rows=False)
     emulator.admin("reset", data.seed)
     emulator.admin("faults", {"latency_ms": 15})
-    warehouse = tmp_path / "warehouse.db"
-    demo_data.write_sqlite(str(warehouse), data.rows)
-    home = tmp_path / "airflow"
-    home.mkdir()
-    env = _airflow(home, emulator, warehouse)
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
+    _home, env = _cli_home(tmp_path, emulator, data.rows)
 
     log = tmp_path / "dags-test.log"
     proc = _dags_test(env, log)
@@ -150,13 +153,8 @@ def test_secrets_appear_nowhere_in_airflow_home(emulator: RunningEmulator, tmp_p
     """A full run through the CLI (sync + Avalara): search every file it left behind."""
     data = demo_data.build(60)
     emulator.admin("reset", data.seed)
-    warehouse = tmp_path / "warehouse.db"
-    demo_data.write_sqlite(str(warehouse), data.rows)
-    home = tmp_path / "airflow"
-    home.mkdir()
-    env = _airflow(home, emulator, warehouse)
+    home, env = _cli_home(tmp_path, emulator, data.rows)
     airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
     conf = json.dumps(
         {"full_refresh": True, "max_rejected_rows": 20, "rejects_path": str(home / "rejects.jsonl")}
     )
