@@ -104,5 +104,5 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": AVALARA_UI_FIELD_BEHAVIOUR,
             },
         ],
-        "extra-links": ["airflow_provider_metronome.links.MetronomeCustomerLink"],
+        "extra-links": ["airflow_provider_metronome.links.MetronomeLink"],
     }

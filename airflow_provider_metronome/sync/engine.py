@@ -10,9 +10,10 @@ whole source:
 2. **Reconcile.** Staged rows come back grouped by customer. Identical rows collapse
    into one (the others count as duplicates); rows that disagree about the same
    customer + billing provider + delivery method are all rejected (never guess).
-   For a block of customers the engine reads their configurations in parallel,
-   diffs (:mod:`.diff`), archives superseded configurations in ``replace`` mode and
-   creates what is missing in batches (:mod:`.writer`).
+   Customer by customer, as one pipeline, the engine reads their configurations
+   (``max_concurrency`` requests in flight), diffs (:mod:`.diff`), archives
+   superseded configurations in ``replace`` mode and creates what is missing in
+   batches (:mod:`.writer`).
 
 Bad rows never sink good rows: every rejection is reported with its row number,
 key, field and reason, and the good rows are synced. Deciding whether the number of
@@ -61,7 +62,6 @@ class SyncOptions:
     :param batch_size: configurations per create request.
     :param max_concurrency: requests in flight at once.
     :param chunk_size: rows read, validated and staged per step.
-    :param customer_block: customers reconciled per step.
     :param progress_interval: seconds between progress lines.
     :param staging_dir: where the staging file goes (default: the temp dir).
     """
@@ -71,7 +71,6 @@ class SyncOptions:
     batch_size: int = 100
     max_concurrency: int = 24
     chunk_size: int = 2000
-    customer_block: int = 500
     progress_interval: float = 30.0
     staging_dir: str | None = None
 
@@ -79,7 +78,7 @@ class SyncOptions:
         """Raise ``ValueError`` naming the first bad option."""
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in ("batch_size", "max_concurrency", "chunk_size", "customer_block"):
+        for name in ("batch_size", "max_concurrency", "chunk_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

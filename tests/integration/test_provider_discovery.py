@@ -49,3 +49,23 @@ def test_airflow_providers_list_shows_the_package(airflow_home: str) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     packages = {p["package_name"] for p in json.loads(out.stdout)}
     assert "airflow-provider-metronome" in packages
+
+
+def test_every_path_in_provider_info_resolves() -> None:
+    import importlib
+
+    info = get_provider_info()
+    classes = [c["hook-class-name"] for c in info["connection-types"]] + info["extra-links"]
+    for dotted in classes:
+        module, _, name = dotted.rpartition(".")
+        assert hasattr(importlib.import_module(module), name), dotted
+    for group in ("hooks", "operators"):
+        for entry in info[group]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+
+
+def test_extra_link_is_registered() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    assert "airflow_provider_metronome.links.MetronomeLink" in ProvidersManager().extra_links_class_names
