@@ -11,13 +11,14 @@ export PRISM_BIN := $(PRISM)
 PYTEST_ARGS ?=
 WORKERS ?= 2
 
-.PHONY: help install lint format test test-fast demo bench clean
+.PHONY: help install lint format test test-fast test-matrix demo bench clean
 
 help:
 	@echo "make demo   — install, seed a SQLite warehouse, run the sync DAG against the emulator"
 	@echo "make test   — install, lint (ruff, mypy) and run the whole test suite"
 	@echo "make lint   — ruff check, ruff format --check, mypy"
 	@echo "make bench  — performance comparisons (bench/)"
+	@echo "make test-matrix — hook, operators, engine and emulator tests on Airflow 2.11 and 3.0"
 
 $(CACHE)/uv-venv/bin/uv:
 	$(PYTHON) -m venv $(CACHE)/uv-venv
@@ -48,6 +49,43 @@ test: lint $(PRISM)
 
 test-fast: install
 	$(UV) run --frozen pytest -n $(WORKERS) -m "not slow and not contract" $(PYTEST_ARGS)
+
+# -- compatibility matrix ------------------------------------------------------------
+# The locked environment (make test) is the latest Airflow 3.x. These venvs add 2.11
+# and 3.0, with the provider installed --no-deps over them. Airflow 3.0 is resolved as
+# of its release (--exclude-newer) in place of its constraints file; common-compat
+# 1.23.0 (the locked one, which supports 2.11+) and metronome-sdk are added on top.
+MATRIX := $(CACHE)/matrix
+MATRIX_TESTS := tests/unit tests/emulator tests/integration/test_operators.py
+MATRIX_COMMON := httpx "pydantic>=2.6" pytest pytest-xdist pytest-timeout respx starlette \
+	"uvicorn[standard]" openapi-schema-validator pyyaml distro anyio sniffio
+
+$(MATRIX)/af-2.11/.ready: | $(UV)
+	rm -rf $(MATRIX)/af-2.11
+	$(UV) venv -q --python $(PYTHON) $(MATRIX)/af-2.11
+	VIRTUAL_ENV=$(MATRIX)/af-2.11 $(UV) pip install -q "apache-airflow==2.11.2" \
+		"apache-airflow-providers-common-compat==1.23.0" apache-airflow-providers-common-sql \
+		apache-airflow-providers-sqlite "metronome-sdk==4.12.0" $(MATRIX_COMMON)
+	VIRTUAL_ENV=$(MATRIX)/af-2.11 $(UV) pip install -q --no-deps -e .
+	@touch $@
+
+$(MATRIX)/af-3.0/.ready: | $(UV)
+	rm -rf $(MATRIX)/af-3.0
+	$(UV) venv -q --python $(PYTHON) $(MATRIX)/af-3.0
+	VIRTUAL_ENV=$(MATRIX)/af-3.0 $(UV) pip install -q --exclude-newer 2025-09-10 "apache-airflow==3.0.6" \
+		apache-airflow-providers-common-sql apache-airflow-providers-sqlite $(MATRIX_COMMON)
+	VIRTUAL_ENV=$(MATRIX)/af-3.0 $(UV) pip install -q --no-deps \
+		"apache-airflow-providers-common-compat==1.23.0" "metronome-sdk==4.12.0"
+	VIRTUAL_ENV=$(MATRIX)/af-3.0 $(UV) pip install -q --no-deps -e .
+	@touch $@
+
+test-matrix: $(MATRIX)/af-2.11/.ready $(MATRIX)/af-3.0/.ready
+	@for v in 2.11 3.0; do \
+		echo "== Airflow $$($(MATRIX)/af-$$v/bin/python -c 'import airflow; print(airflow.__version__)')"; \
+		$(MATRIX)/af-$$v/bin/python -m pytest -n $(WORKERS) -q -p no:cacheprovider -m "not postgres" \
+			$(MATRIX_TESTS) || exit 1; \
+	done
+	@echo "== Airflow latest 3.x: the locked environment, run by make test"
 
 demo: install
 	$(UV) run --frozen python -m scripts.demo

@@ -34,6 +34,9 @@ class MetronomeLink(BaseOperatorLink):
     """The "Metronome" button of a task: opens what the task changed."""
 
     name = "Metronome"
+    # Airflow 3 reads links from XCom under this key (its default for this class);
+    # Airflow 2's BaseOperatorLink has no such attribute, so it is spelled out.
+    xcom_key = "_link_MetronomeLink"
 
     @classmethod
     def persist(cls, context: Context, url: str) -> None:

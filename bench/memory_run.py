@@ -16,7 +16,7 @@ import resource
 import sqlite3
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from airflow_provider_metronome.client import MetronomeClient
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def _rows(n: int, customers: int) -> Iterator[tuple[object, ...]]:
-    stamp = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    stamp = datetime(2024, 6, 1, tzinfo=UTC)
     base = [demo_data.to_warehouse(demo_data.desired_row(i), stamp) for i in range(customers)]
     for k in range(n):
         row = base[k % customers]

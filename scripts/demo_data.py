@@ -10,7 +10,7 @@ import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 NAMESPACE = uuid.UUID("3c1b4ad6-5b8e-4d0e-9a6b-6f0e5f3c2a10")
@@ -142,7 +142,7 @@ def build(n: int = 300, *, with_bad_rows: bool = True, start: datetime | None = 
     ``updated_at`` spreads the rows evenly over the day before ``start``
     (default 2024-06-02 00:00 UTC), so a daily run of 2024-06-01 reads them all.
     """
-    start = start or datetime(2024, 6, 2, tzinfo=timezone.utc)
+    start = start or datetime(2024, 6, 2, tzinfo=UTC)
     rows = [desired_row(i) for i in range(n)]
     if with_bad_rows:
         rows.append(dict(rows[0]))  # an identical duplicate

@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.models.rules import PROVIDER_RULES, configuration_problems
@@ -25,7 +25,7 @@ _CURSOR_PREFIX = "00000000-0000-4000-8000-"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error(status: int, message: str) -> Answer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("airflow_db", "metronome_conn")
 
 SYNC_DAG = "metronome_billing_config_sync"
-DAY = datetime(2024, 6, 1, tzinfo=timezone.utc)
+DAY = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 def test_dagbag_imports_without_errors_or_warnings() -> None:

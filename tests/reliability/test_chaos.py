@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db", "avalara_conn")]
 
-DAY = datetime(2024, 6, 2, tzinfo=timezone.utc)
+DAY = datetime(2024, 6, 2, tzinfo=UTC)
 CHAOS = {
     "p_429": 0.10,
     "p_500": 0.05,
