@@ -14,7 +14,6 @@ what was created), and never retries 409.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -126,23 +125,18 @@ class MetronomeApi:
     _sdk_cache: Metronome | None = None
     _raw_sdk_cache: Metronome | None = None
     _build_lock = threading.Lock()
-    _calls: itertools.count[int] | None = None
+    _calls = 0
+    _calls_lock = threading.Lock()
     _rate_limiter: AdaptiveRateLimiter | None = None
 
     @property
     def api_calls(self) -> int:
         """HTTP requests sent so far by the typed methods (every retry counts)."""
-        if self._calls is None:
-            return 0
-        # itertools.count is atomic under the GIL; its repr is the only way to peek.
-        return int(repr(self._calls)[6:-1])
+        return self._calls
 
     def _count_call(self) -> None:
-        if self._calls is None:
-            with self._build_lock:
-                if self._calls is None:
-                    self._calls = itertools.count()
-        next(self._calls)
+        with self._calls_lock:
+            self._calls += 1
 
     # -- configuration --------------------------------------------------------------
 

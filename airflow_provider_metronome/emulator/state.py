@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_metronome.models.rules import PROVIDER_RULES, configuration_problems
+from airflow_provider_metronome.models.rules import configuration_problems
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -436,12 +436,3 @@ class EmulatorState:
             self.anrok[dm_id] = {"anrok_api_token_sha256": token_digest, "updated_at": _now()}
         self.dirty = True
         return 200, {"data": {"success": True}}
-
-    # -- introspection ----------------------------------------------------------------
-
-    def active_configuration_count(self) -> int:
-        return sum(1 for configs in self.configs.values() for c in configs if not c["archived_at"])
-
-    @staticmethod
-    def known_providers() -> list[str]:
-        return sorted(PROVIDER_RULES)

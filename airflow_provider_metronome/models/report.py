@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -102,9 +101,6 @@ class SyncReport(BaseModel):
         room = SAMPLE_LIMIT - len(self.archived_ids)
         if room > 0:
             self.archived_ids.extend(ids[:room])
-
-    def rejection_reasons(self) -> Counter[str]:
-        return Counter(r.field for r in self.rejections)
 
     def summary(self, *, sample: int = 10) -> dict[str, Any]:
         """A small JSON-serialisable summary, fit for XCom."""

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_metronome.models.report import Rejection, SyncReport
 
-MODES = ("create_missing", "replace")
-
 
 class SetBillingProviderConfigOperator(BaseOperator):
     """Sync Metronome billing provider configurations from rows.
@@ -213,8 +211,6 @@ class SetBillingProviderConfigOperator(BaseOperator):
         from airflow_provider_metronome.sync import BillingConfigSync, SyncOptions
 
         dry_run = _as_bool(self.dry_run_enabled, "dry_run")
-        if self.mode not in MODES:
-            raise AirflowFailException(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         hook = MetronomeHook(
             metronome_conn_id=self.metronome_conn_id, max_connections=max(self.max_concurrency, 8)
         )
@@ -225,6 +221,10 @@ class SetBillingProviderConfigOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             chunk_size=self.fetch_size,
         )
+        try:
+            options.check()
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from None
         try:
             with ExitStack() as stack:
                 stack.callback(hook.close)

@@ -35,6 +35,7 @@ from airflow_provider_metronome.client.idempotency import idempotency_key
 from airflow_provider_metronome.exceptions import MetronomeNotFoundError
 from airflow_provider_metronome.models.report import PlannedChange, Rejection, SyncReport
 from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
+from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
 from airflow_provider_metronome.sync.diff import MODES, CustomerPlan, plan_customer
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
@@ -437,6 +438,4 @@ def _merge(problems: list[RowProblem]) -> list[RowProblem]:
 
 
 def _known(provider: Any) -> str | None:
-    from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
-
     return provider if isinstance(provider, str) and provider in BILLING_PROVIDERS else None

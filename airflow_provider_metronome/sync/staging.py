@@ -101,7 +101,6 @@ class Staging:
             );
             """
         )
-        self.count = 0
 
     def add(self, rows: list[StagedRow]) -> None:
         """Stage a chunk of rows."""
@@ -119,7 +118,6 @@ class Staging:
             "VALUES (?, ?, ?, ?, ?)",
             records,
         )
-        self.count += len(records)
 
     def customers(self) -> int:
         """How many distinct customers are staged."""

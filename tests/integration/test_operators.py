@@ -126,6 +126,12 @@ def test_bad_rows_fail_the_task_after_the_good_rows_are_synced(
     assert "not valid JSON" in lines[1]["reason"]
 
 
+def test_unknown_mode_fails_before_any_call(emulator: RunningEmulator) -> None:
+    dr = run_dag(sync_dag("sync_bad_mode", configurations=ROWS, mode="upsert", retries=2), "sync_bad_mode")
+    assert task_states(dr) == {"sync": "failed"}
+    assert emulator.admin("requests")["data"] == [], "no call, and no retry"
+
+
 def test_tolerated_rejections_let_the_task_succeed(emulator: RunningEmulator) -> None:
     dr = run_dag(
         sync_dag("sync_tolerant", configurations=ROWS + BAD_ROWS, max_rejected_rows=2), "sync_tolerant"
