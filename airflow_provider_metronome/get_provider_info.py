@@ -13,6 +13,7 @@ METRONOME_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "timeout": "60",
         "max_retries": "5",
         "max_retry_wait": "120",
+        "app_url": "https://app.metronome.com",
     },
 }
 
@@ -78,6 +79,12 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Max total retry wait (seconds)",
                         "description": "All retries of one request wait at most this long together.",
                         "schema": {"type": ["number", "null"], "default": 120},
+                    },
+                    "app_url": {
+                        "label": "Metronome app URL (for links)",
+                        "description": "Where the task's Metronome button points. Empty: the Metronome "
+                        "app for the production API, no button for other hosts.",
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
                 "ui-field-behaviour": METRONOME_UI_FIELD_BEHAVIOUR,

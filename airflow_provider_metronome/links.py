@@ -10,28 +10,45 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, Context, TaskInstanceKey
 
 METRONOME_APP_URL = "https://app.metronome.com"
+_PRODUCTION_API_HOST = "api.metronome.com"
 
 
-def metronome_url(base_url: str, customer_id: str | None = None) -> str:
-    """Where a person looks at what the task changed.
+def app_url_for(base_url: str, configured: str | None = None) -> str | None:
+    """The Metronome app that shows what the API at ``base_url`` holds, if one is known.
 
-    For the real API that is the Metronome app (the customer's page when the task
-    touched exactly one customer); for the emulator, its state dump.
-
-    :param base_url: the API base URL the task used.
-    :param customer_id: the one customer the task touched, if any.
+    :param base_url: the API base URL of the connection.
+    :param configured: the connection's ``app_url`` extra, which wins when set.
+    :return: the production app for the production API, ``configured`` for any
+        other host, or ``None`` (no link) when neither applies.
     """
-    if base_url.rstrip("/") in ("https://api.metronome.com", "http://api.metronome.com"):
-        return (
-            f"{METRONOME_APP_URL}/customers/{customer_id}"
-            if customer_id
-            else f"{METRONOME_APP_URL}/customers"
-        )
-    return f"{base_url.rstrip('/')}/_emulator/state"
+    if configured and configured.strip():
+        return configured.strip().rstrip("/")
+    from urllib.parse import urlsplit
+
+    if urlsplit(base_url).hostname == _PRODUCTION_API_HOST:
+        return METRONOME_APP_URL
+    return None
+
+
+def metronome_url(app_url: str | None, customer_id: str | None = None) -> str:
+    """The most specific Metronome page for what a task touched.
+
+    :param app_url: the Metronome app (:func:`app_url_for`); ``None`` gives no link.
+    :param customer_id: the one customer the task touched, if exactly one.
+    :return: the customer's page, else the customers page; ``""`` without an app.
+    """
+    if not app_url:
+        return ""
+    return f"{app_url}/customers/{customer_id}" if customer_id else f"{app_url}/customers"
 
 
 class MetronomeLink(BaseOperatorLink):
-    """The "Metronome" button of a task: opens what the task changed."""
+    """The "Metronome" button of a task: opens what the task changed.
+
+    Tasks store the URL as they start (so a failed task has one too) and make it more
+    specific when they end; a connection to a non-production API without an
+    ``app_url`` extra gives no link.
+    """
 
     name = "Metronome"
     # Airflow 3 reads links from XCom under this key (its default for this class);

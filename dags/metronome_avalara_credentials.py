@@ -1,7 +1,8 @@
 """Set or rotate Avalara credentials on Metronome delivery methods, on demand.
 
 Trigger it with the delivery method ids to update, or with a billing provider (and
-optionally a delivery method kind) to update every matching delivery method. The
+optionally a delivery method kind) to update every matching delivery method. A run
+that chooses nothing fails and says so. The
 credentials come from the ``avalara_default`` connection: rotate the password there,
 then trigger this DAG. Nothing secret is ever passed as a parameter.
 """
@@ -22,7 +23,14 @@ with DAG(
     tags=["metronome", "tax"],
     doc_md=__doc__,
     params={
-        "delivery_method_ids": Param([], type="array", items={"type": "string"}, description="Ids to update"),
+        "delivery_method_ids": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Delivery method ids",
+            description="Delivery methods to update (ids from listConfiguredBillingProviders). "
+            "Or leave empty and choose a billing provider below.",
+        ),
         "billing_provider": Param(
             "",
             enum=[
@@ -37,15 +45,20 @@ with DAG(
                 "custom",
                 "metronome",
             ],
-            description="Or: every delivery method of this provider",
+            title="Billing provider",
+            description="Or: update every delivery method of this billing provider.",
         ),
         "delivery_method": Param(
             "",
             enum=["", "direct_to_billing_provider", "aws_sqs", "tackle", "aws_sns"],
-            description="Narrow the provider selection to this kind of delivery method",
+            title="Delivery method",
+            description="Narrow the selection to this kind of delivery method (optional).",
         ),
         "avalara_environment": Param(
-            "", enum=["", "SANDBOX", "PRODUCTION"], description="Override the connection's environment"
+            "",
+            enum=["", "SANDBOX", "PRODUCTION"],
+            title="Avalara environment",
+            description="Override the avalara_default connection's environment (optional).",
         ),
     },
 ) as dag:
@@ -56,5 +69,6 @@ with DAG(
         delivery_method="{{ params.delivery_method }}",
         avalara_environment="{{ params.avalara_environment }}",
         avalara_conn_id="avalara_default",
+        allow_empty=False,
         doc_md="Reads the Avalara connection and sets its credentials on the chosen delivery methods.",
     )

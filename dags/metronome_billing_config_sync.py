@@ -1,19 +1,31 @@
 """Sync Metronome billing provider configurations from a warehouse table, daily.
 
-Copy this DAG and change its defaults. Each run reads the rows whose ``updated_at``
-falls in its data interval (or every row with ``full_refresh``), makes Metronome's
-billing provider configurations follow them, then sets Avalara credentials on the
-delivery methods whose synced rows ask for ``tax_provider = avalara``.
+Copy this DAG and change its defaults. Which rows a run reads:
 
-Re-runs, retries and overlapping backfills are safe: the sync creates only what is
-missing. Backfill with ``airflow backfill create --dag-id metronome_billing_config_sync
---from-date 2024-06-01 --to-date 2024-06-07`` or from the UI.
+* a **scheduled** or **backfill** run: the rows whose ``updated_at`` falls in its data
+  interval (the day before it);
+* a **manual** run (Trigger button, REST API, ``airflow dags trigger``): every row,
+  unless ``window_start`` / ``window_end`` narrow it;
+* ``full_refresh``: every row, whatever the run.
+
+It then makes Metronome's billing provider configurations follow those rows and
+sets Avalara credentials on the delivery methods whose synced rows ask for
+``tax_provider = avalara``.
+
+Re-runs, retries, overlapping backfills and manual runs during a backfill never
+create a configuration twice: the sync creates only what is missing, and every
+sync locks the customers it is writing (see the README, "Concurrent runs").
+Backfill from the UI (Trigger, then Backfill) or with
+``airflow backfill create --dag-id metronome_billing_config_sync --from-date 2024-06-01
+--to-date 2024-06-07``.
 """
 
 # TaskFlow hands XComArgs to arguments typed as plain values; mypy cannot follow that.
 # mypy: disable-error-code="arg-type"
 from __future__ import annotations
 
+import logging
+from datetime import UTC
 from typing import Any
 
 import pendulum
@@ -27,23 +39,17 @@ except ImportError:  # Airflow 3.0
 from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredentialsOperator
 from airflow_provider_metronome.operators.billing_config import SetBillingProviderConfigOperator
 
+log = logging.getLogger(__name__)
+
 # Downstream DAGs (e.g. contract provisioning) can schedule on this asset.
 # The "x-" scheme marks a custom URI (Airflow looks for no provider to normalise it).
 BILLING_CONFIGS = Asset("x-metronome://billing-provider-configurations", group="metronome")
 
-# Rows of the run's data interval, or all rows. Manual runs without a logical date
-# have no data interval and read everything.
-SOURCE_SQL = """
-{%- if params.source_sql -%}
-SELECT * FROM ({{ params.source_sql }}) source
-{%- else -%}
-SELECT * FROM {{ params.source_table }} source
-{%- endif %}
-{%- if not params.full_refresh and data_interval_start and data_interval_end %}
-WHERE source.updated_at >= '{{ data_interval_start.strftime("%Y-%m-%d %H:%M:%S") }}'
-  AND source.updated_at < '{{ data_interval_end.strftime("%Y-%m-%d %H:%M:%S") }}'
-{%- endif %}
-"""
+# Run types that read their data interval; every other run (manual, asset-triggered)
+# reads every row unless the window params narrow it.
+_INTERVAL_RUN_TYPES = ("scheduled", "backfill")
+# updated_at is compared as text in this form (UTC), which every warehouse casts.
+_STAMP = "%Y-%m-%d %H:%M:%S"
 
 with DAG(
     dag_id="metronome_billing_config_sync",
@@ -53,48 +59,124 @@ with DAG(
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    # One run at a time: overlapping runs would diff against the same state.
+    # Scheduled runs one at a time keeps the log readable; it is not what keeps
+    # concurrent runs safe (backfills ignore it): the sync's customer locks do that.
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
     tags=["metronome", "billing"],
     doc_md=__doc__,
     params={
         "warehouse_conn_id": Param(
-            "billing_warehouse", type="string", description="SQL connection of the warehouse"
+            "billing_warehouse",
+            type="string",
+            title="Warehouse connection",
+            description="Airflow connection id of the SQL warehouse that holds the rows.",
         ),
         "source_table": Param(
             "customer_billing_configs",
             type="string",
             pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
-            description="Table or view following the row contract (see README)",
+            title="Source table",
+            description="Table or view with one row per billing configuration (the README's row contract).",
         ),
-        "source_sql": Param("", type="string", description="A full query instead of source_table (optional)"),
+        "source_sql": Param(
+            None,
+            type=["null", "string"],
+            title="Source SQL (optional)",
+            description="A full SELECT to read instead of the source table. Leave empty to read the table.",
+        ),
         "full_refresh": Param(
-            False, type="boolean", description="Read every row, not just the data interval"
+            False,
+            type="boolean",
+            title="Full refresh",
+            description="Read every row. Manual runs already read every row unless a window is given; "
+            "scheduled and backfill runs read their day only.",
         ),
-        "partitions": Param(1, type="integer", minimum=1, maximum=64, description="Parallel sync tasks"),
+        "window_start": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Window start (optional)",
+            description="Read only rows with updated_at at or after this time (UTC).",
+        ),
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Window end (optional)",
+            description="Read only rows with updated_at before this time (UTC).",
+        ),
         "mode": Param(
-            "create_missing", enum=["create_missing", "replace"], description="replace also archives"
+            "create_missing",
+            enum=["create_missing", "replace"],
+            title="Mode",
+            description="create_missing adds the configurations that are missing and touches nothing else; "
+            "replace also archives each customer's other configurations of the same billing provider.",
         ),
-        "dry_run": Param(False, type="boolean", description="Plan only: log what would change"),
-        "max_rejected_rows": Param(0, type="integer", minimum=0, description="Rejected rows tolerated"),
-        "batch_size": Param(100, type="integer", minimum=1, maximum=1000, description="Configs per write"),
-        "rejects_path": Param("", type="string", description="JSON-lines file for rejected rows (optional)"),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Plan only: log every configuration that would be created or archived; "
+            "change nothing.",
+        ),
+        "partitions": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Partitions",
+            description="Split the sync into this many parallel tasks, each owning a share of the customers.",
+        ),
+        "max_concurrency": Param(
+            24,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Max concurrency",
+            description="Metronome requests in flight per task. Lower it if Metronome answers 429 "
+            "(rate limited).",
+        ),
+        "batch_size": Param(
+            100,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            title="Batch size",
+            description="Billing configurations created per request.",
+        ),
+        "max_rejected_rows": Param(
+            0,
+            type="integer",
+            minimum=0,
+            title="Rejected rows tolerated",
+            description="The sync task fails when more rows than this are rejected (the good rows are "
+            "synced either way).",
+        ),
+        "rejects_path": Param(
+            None,
+            type=["null", "string"],
+            title="Rejects file (optional)",
+            description="Write rejected rows as JSON lines here: a local path or an s3://, gs://, ... URL.",
+        ),
     },
 ) as dag:
 
-    @task(doc_md="Splits the sync into `partitions` mapped tasks, each reading its share of the rows.")
+    @task(doc_md="Decides which rows this run reads and splits the sync into `partitions` mapped tasks.")
     def plan_partitions(**context: Any) -> list[dict[str, Any]]:
         """One entry per partition: the arguments of each mapped sync task."""
         params = context["params"]
+        sql = _source_sql(params, context)
         count = int(params["partitions"])
         rejects = params["rejects_path"] or None
         return [
             {
+                "sql": sql,
                 "partition": i,
                 "partitions": count,
                 "max_rejected_rows": int(params["max_rejected_rows"]),
                 "batch_size": int(params["batch_size"]),
+                "max_concurrency": int(params["max_concurrency"]),
                 "rejects_path": f"{rejects}.part{i}" if rejects and count > 1 else rejects,
             }
             for i in range(count)
@@ -102,7 +184,6 @@ with DAG(
 
     sync = SetBillingProviderConfigOperator.partial(
         task_id="sync_billing_configs",
-        sql=SOURCE_SQL,
         conn_id="{{ params.warehouse_conn_id }}",
         mode="{{ params.mode }}",
         dry_run="{{ params.dry_run }}",
@@ -113,26 +194,22 @@ with DAG(
         ),
     ).expand_kwargs(plan_partitions())
 
-    @task(outlets=[BILLING_CONFIGS], doc_md="Adds up the partitions' summaries; emits the asset.")
+    # multiple_outputs=False: a dict return would otherwise be stored key by key.
+    @task(
+        outlets=[BILLING_CONFIGS],
+        multiple_outputs=False,
+        doc_md="Adds up the partitions' summaries; emits the asset.",
+    )
     def summarize(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-        total: dict[str, Any] = {"partitions": 0, "by_provider": {}, "avalara_delivery_method_ids": []}
-        for s in summaries:
-            total["partitions"] += 1
-            total["dry_run"] = s["dry_run"]
-            for k in ("rows_read", "created", "unchanged", "archived", "duplicates", "rejected", "api_calls"):
-                total[k] = total.get(k, 0) + s[k]
-            for provider, counts in s["by_provider"].items():
-                merged = total["by_provider"].setdefault(provider, {})
-                for outcome, n in counts.items():
-                    merged[outcome] = merged.get(outcome, 0) + n
-            for dm_id in s.get("tax_delivery_methods", {}).get("avalara", []):
-                if dm_id not in total["avalara_delivery_method_ids"]:
-                    total["avalara_delivery_method_ids"].append(dm_id)
-        print(
-            f"Metronome sync: {total.get('rows_read', 0)} rows read, {total.get('created', 0)} created, "
-            f"{total.get('unchanged', 0)} unchanged, {total.get('archived', 0)} archived, "
-            f"{total.get('rejected', 0)} rejected"
-        )
+        from airflow_provider_metronome.models.report import merge_summaries
+
+        total = merge_summaries(summaries)
+        log.info(
+            "Metronome sync: %d rows read, %d created, %d unchanged, %d archived, %d duplicates, "
+            "%d rejected (%d partition(s), %d API calls)",
+            total["rows_read"], total["created"], total["unchanged"], total["archived"],
+            total["duplicates"], total["rejected"], total["partitions"], total["api_calls"],
+        )  # fmt: skip
         return total
 
     @task(doc_md="Delivery methods whose synced rows ask for Avalara (none in a dry run).")
@@ -149,3 +226,47 @@ with DAG(
             "found above. Nothing to do (and no connection needed) when no row asks for Avalara."
         ),
     )
+
+
+def _source_sql(params: Any, context: Any) -> str:
+    """The query of this run: the source, narrowed to the rows this run reads (logged)."""
+    source = params["source_sql"]
+    base = (
+        f"SELECT * FROM ({str(source).strip().rstrip(';')}) source"
+        if source and str(source).strip()
+        else f"SELECT * FROM {params['source_table']} source"
+    )
+    run_type = str(getattr(context["dag_run"], "run_type", "") or "")
+    start, end = _stamp(params["window_start"], "window_start"), _stamp(params["window_end"], "window_end")
+    if params["full_refresh"]:
+        reason, start, end = "full_refresh: every row", None, None
+    elif start or end:
+        reason = f"the window {start or '…'} to {end or '…'}"
+    elif run_type.lower().rsplit(".", 1)[-1] in _INTERVAL_RUN_TYPES and context.get("data_interval_end"):
+        start = context["data_interval_start"].astimezone(UTC).strftime(_STAMP)
+        end = context["data_interval_end"].astimezone(UTC).strftime(_STAMP)
+        reason = f"the {run_type} run's data interval {start} to {end}"
+    else:
+        reason = f"a {run_type or 'manual'} run without a window: every row"
+    log.info("This run reads %s (updated_at, UTC)", reason)
+    conditions = []
+    if start:
+        conditions.append(f"source.updated_at >= '{start}'")
+    if end:
+        conditions.append(f"source.updated_at < '{end}'")
+    return base + (" WHERE " + " AND ".join(conditions) if conditions else "")
+
+
+def _stamp(value: Any, name: str) -> str | None:
+    """A window bound as ``YYYY-MM-DD HH:MM:SS`` in UTC (naive values are UTC)."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        moment = pendulum.parse(str(value).strip())
+    except Exception as err:  # pendulum's ParserError, ValueError, ...
+        raise ValueError(f"{name} must be a date-time such as 2024-06-01T00:00:00Z, got {value!r}") from err
+    if isinstance(moment, pendulum.Date) and not isinstance(moment, pendulum.DateTime):
+        moment = pendulum.datetime(moment.year, moment.month, moment.day, tz="UTC")  # a bare date
+    if not isinstance(moment, pendulum.DateTime):
+        raise ValueError(f"{name} must be a date-time such as 2024-06-01T00:00:00Z, got {value!r}")
+    return moment.in_timezone("UTC").strftime(_STAMP)

@@ -79,6 +79,16 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int =
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
+def xcom_keys(dag_run: Any, task_id: str, map_index: int = -1) -> list[str]:
+    """The XCom keys one task instance stored."""
+    with _db() as db:
+        rows = db.execute(
+            "SELECT key FROM xcom WHERE dag_id=? AND run_id=? AND task_id=? AND map_index=? ORDER BY key",
+            (dag_run.dag_id, dag_run.run_id, task_id, map_index),
+        ).fetchall()
+    return [key for (key,) in rows]
+
+
 def all_xcom_text() -> str:
     with _db() as db:
         return "\n".join(str(v) for (v,) in db.execute("SELECT value FROM xcom"))

@@ -52,8 +52,10 @@ class MetronomeHook(MetronomeApi, BaseHook):
     the API token; its ``host`` the base URL (a full URL such as
     ``http://127.0.0.1:8080``, a bare host with https assumed, or empty for
     ``https://api.metronome.com``). Extra fields: ``timeout`` (seconds per request,
-    default 60), ``max_retries`` (default 5) and ``max_retry_wait`` (seconds all
-    retries of one request may wait together, default 120).
+    default 60), ``max_retries`` (default 5), ``max_retry_wait`` (seconds all
+    retries of one request may wait together, default 120) and ``app_url`` (the
+    Metronome app the task links point at; default: ``https://app.metronome.com``
+    for the production API, no link for other hosts).
 
     Every typed method (see :class:`~airflow_provider_metronome.client.api.MetronomeApi`)
     retries connection errors, timeouts, 408, 429 and 5xx with exponential backoff and
@@ -84,6 +86,7 @@ class MetronomeHook(MetronomeApi, BaseHook):
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_connections = max_connections
+        self._app_url_extra: str | None = None
 
     def _client_settings(self) -> ClientSettings:
         conn_id = self.metronome_conn_id
@@ -105,6 +108,8 @@ class MetronomeHook(MetronomeApi, BaseHook):
             else int(_extra_number(extra, "max_retries", 5, conn_id))
         )
         total_wait = _extra_number(extra, "max_retry_wait", 120.0, conn_id)
+        app_url = extra.get("app_url", extra.get("extra__metronome__app_url"))
+        self._app_url_extra = str(app_url) if app_url else None
         try:
             base_url = normalize_base_url(conn.host if not conn.port else f"{conn.host}:{conn.port}")
         except MetronomeConfigError as err:
@@ -117,6 +122,14 @@ class MetronomeHook(MetronomeApi, BaseHook):
             max_connections=self.max_connections,
             source=f"Airflow connection {conn_id!r}",
         )
+
+    @property
+    def app_url(self) -> str | None:
+        """The Metronome app for this connection's links (see :func:`~..links.app_url_for`)."""
+        from airflow_provider_metronome.links import app_url_for
+
+        base_url = self.settings.base_url  # reads the connection on first use
+        return app_url_for(base_url, self._app_url_extra)
 
     def __repr__(self) -> str:
         return f"MetronomeHook(metronome_conn_id={self.metronome_conn_id!r})"
@@ -135,6 +148,9 @@ class MetronomeHook(MetronomeApi, BaseHook):
             "max_retries": IntegerField(lazy_gettext("Max retries"), widget=BS3TextFieldWidget()),
             "max_retry_wait": StringField(
                 lazy_gettext("Max total retry wait (seconds)"), widget=BS3TextFieldWidget()
+            ),
+            "app_url": StringField(
+                lazy_gettext("Metronome app URL (for links)"), widget=BS3TextFieldWidget()
             ),
         }
 

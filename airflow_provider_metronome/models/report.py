@@ -61,6 +61,8 @@ class SyncReport(BaseModel):
     duplicates: int = 0
     rejected: int = 0
     customers: int = 0
+    # The customer, when the sync touched exactly one (the task's link opens its page).
+    only_customer_id: str | None = None
     api_calls: int = 0
     seconds: float = 0.0
     by_provider: dict[str, dict[str, int]] = Field(default_factory=dict)
@@ -136,3 +138,34 @@ class SyncReport(BaseModel):
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.by_provider[provider].items()))
             lines.append(f"  {provider}: {counts}")
         return "\n".join(lines)
+
+
+_SUMMED = ("rows_read", "created", "unchanged", "archived", "duplicates", "rejected", "api_calls")
+
+
+def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up the :meth:`SyncReport.summary` of several partitions into one small summary.
+
+    :param summaries: one summary per partition (mapped task).
+    :return: the counts added up, ``by_provider`` merged, ``partitions`` (how many were
+        merged), ``dry_run``, and ``avalara_delivery_method_ids`` (the delivery methods
+        whose synced rows ask for Avalara, each once).
+    """
+    total: dict[str, Any] = {"partitions": 0, "dry_run": False, **dict.fromkeys(_SUMMED, 0)}
+    by_provider: dict[str, dict[str, int]] = {}
+    avalara: list[str] = []
+    for summary in summaries:
+        total["partitions"] += 1
+        total["dry_run"] = total["dry_run"] or bool(summary.get("dry_run"))
+        for name in _SUMMED:
+            total[name] += int(summary.get(name, 0))
+        for provider, counts in summary.get("by_provider", {}).items():
+            merged = by_provider.setdefault(provider, {})
+            for outcome, n in counts.items():
+                merged[outcome] = merged.get(outcome, 0) + n
+        for dm_id in summary.get("tax_delivery_methods", {}).get("avalara", []):
+            if dm_id not in avalara:
+                avalara.append(dm_id)
+    total["by_provider"] = by_provider
+    total["avalara_delivery_method_ids"] = avalara
+    return total

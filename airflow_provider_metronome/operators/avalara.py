@@ -28,8 +28,9 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
     (``billing_provider`` and/or ``delivery_method``) matched against every page of
     ``listConfiguredBillingProviders``; not both. Unknown ids fail the task, naming
     them. An empty id list and no selector (e.g. an upstream task found nothing
-    needing Avalara) does nothing and succeeds. Empty strings count as not given, so
-    all three can be templated from DAG params.
+    needing Avalara) does nothing and succeeds, unless ``allow_empty`` is false (an
+    on-demand DAG, where an empty selection means the person forgot to choose).
+    Empty strings count as not given, so all three can be templated from DAG params.
 
     Returns the delivery method ids updated.
 
@@ -41,6 +42,8 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
     :param avalara_environment: overrides the connection's ``environment``
         (``SANDBOX`` or ``PRODUCTION``). (templated)
     :param commit_transactions: overrides the connection's ``commit_transactions``.
+    :param allow_empty: succeed doing nothing when no delivery method is chosen
+        (default); when false, fail and say how to choose.
     """
 
     template_fields: Sequence[str] = (
@@ -65,6 +68,7 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
         metronome_conn_id: str = MetronomeHook.default_conn_name,
         avalara_environment: str | None = None,
         commit_transactions: bool | None = None,
+        allow_empty: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,6 +84,7 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
         self.metronome_conn_id = metronome_conn_id
         self.avalara_environment = avalara_environment
         self.commit_transactions = commit_transactions
+        self.allow_empty = allow_empty
 
     def _requested_ids(self) -> list[str] | None:
         ids = self.delivery_method_ids
@@ -112,6 +117,11 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
                 "Give delivery_method_ids or a selector (billing_provider/delivery_method), not both"
             )
         if requested is None and provider is None and method is None:
+            if not self.allow_empty:
+                raise AirflowFailException(
+                    "No delivery method chosen: give delivery_method_ids, or billing_provider and/or "
+                    "delivery_method to select every matching delivery method"
+                )
             self.log.info("No delivery methods to update: nothing to do")
             return []
         try:
@@ -124,6 +134,7 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
         mask_secret(creds.password)
         hook = MetronomeHook(metronome_conn_id=self.metronome_conn_id)
         try:
+            MetronomeLink.persist(context, metronome_url(hook.app_url))
             configured = hook.list_configured_billing_providers()
             if requested is not None:
                 known = {d["delivery_method_id"] for d in configured}
@@ -177,7 +188,8 @@ class UpsertAvalaraCredentialsOperator(BaseOperator):
             raise AirflowFailException(
                 f"Metronome refused the credentials of connection {self.metronome_conn_id!r}: {err}"
             ) from None
+        except MetronomeConfigError as err:
+            raise AirflowFailException(str(err)) from None
         finally:
             hook.close()
-        MetronomeLink.persist(context, metronome_url(hook.settings.base_url))
         return ids

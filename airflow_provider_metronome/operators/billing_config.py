@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_metronome.models.report import Rejection, SyncReport
+    from airflow_provider_metronome.sync.locks import CustomerLocks
 
 
 class SetBillingProviderConfigOperator(BaseOperator):
@@ -51,12 +52,18 @@ class SetBillingProviderConfigOperator(BaseOperator):
     :param max_rejected_rows: rejected rows tolerated before the task fails (default 0).
     :param rejects_path: where to write rejected rows as JSON lines: a local path or
         any object-storage URL Airflow understands (``s3://…``, ``gs://…``). (templated)
-    :param partition: with ``partitions`` > 1, which share of the rows this task syncs
-        (0-based). Rows are split by customer key (``ingest_alias``, else
-        ``customer_id``) in SQL on PostgreSQL, SQLite, MySQL, Snowflake and BigQuery
-        (each task reads only its share), in Python otherwise. Key each customer the
-        same way in every row when using partitions.
-    :param partitions: how many shares the rows are split into (default 1: all).
+    :param partition: with ``partitions`` > 1, which share of the customers this task
+        syncs (0-based). Shares are decided by the resolved customer, so all rows of a
+        customer land in one task however they name it. Rows that give a
+        ``customer_id`` are split in SQL on PostgreSQL, SQLite, MySQL, Snowflake and
+        BigQuery; rows keyed by ``ingest_alias`` are read by every task and kept by
+        the one that owns their customer once resolved.
+    :param partitions: how many shares the customers are split into (default 1: all).
+    :param lock_conn_id: a PostgreSQL connection whose advisory locks keep concurrent
+        syncs of the same customers apart across machines (Celery, Kubernetes).
+        Default: lock files shared by every task on this machine. (templated)
+    :param lock_timeout: seconds to wait for customers another sync is writing
+        before rejecting their rows (default 900).
     """
 
     template_fields: Sequence[str] = (
@@ -68,6 +75,7 @@ class SetBillingProviderConfigOperator(BaseOperator):
         "mode",
         "dry_run_enabled",
         "rejects_path",
+        "lock_conn_id",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "configurations": "json", "parameters": "json"}
@@ -91,6 +99,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
         rejects_path: str | None = None,
         partition: int | None = None,
         partitions: int = 1,
+        lock_conn_id: str | None = None,
+        lock_timeout: float = 900.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -126,6 +136,10 @@ class SetBillingProviderConfigOperator(BaseOperator):
         self.rejects_path = rejects_path
         self.partition = partition
         self.partitions = partitions
+        self.lock_conn_id = lock_conn_id
+        self.lock_timeout = lock_timeout
+        # Set while reading: whether SQL already kept only this partition's customer_id rows.
+        self._prefiltered = False
 
     # -- sources ------------------------------------------------------------------------
 
@@ -142,15 +156,7 @@ class SetBillingProviderConfigOperator(BaseOperator):
             rows = [rows]
         if not isinstance(rows, (list, tuple)):
             raise AirflowFailException(f"configurations must be a list of rows, got {type(rows).__name__}")
-        return self._own_share(rows)
-
-    def _own_share(self, rows: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
-        if self.partitions <= 1 or self.partition is None:
-            return rows
-        from airflow_provider_metronome.sync.sources import bucket, row_partition_key
-
-        part, count = self.partition, self.partitions
-        return (row for row in rows if bucket(row_partition_key(row), count) == part)
+        return rows
 
     def _query_rows(self, stack: ExitStack) -> Iterator[Mapping[str, Any]]:
         from airflow.providers.common.compat.sdk import BaseHook
@@ -159,7 +165,7 @@ class SetBillingProviderConfigOperator(BaseOperator):
         from airflow_provider_metronome.sync.sources import (
             iter_query_rows,
             partition_sql,
-            register_sqlite_bucket,
+            register_sqlite_functions,
         )
 
         hook = BaseHook.get_connection(str(self.conn_id)).get_hook()
@@ -171,7 +177,7 @@ class SetBillingProviderConfigOperator(BaseOperator):
         stack.callback(connection.close)
         sql = str(self.sql)
         if self.partitions > 1 and self.partition is not None:
-            register_sqlite_bucket(connection)
+            register_sqlite_functions(connection)
             dialect = str(getattr(hook, "dialect_name", "") or hook.conn_type or "")
             wrapped = partition_sql(sql, dialect, self.partition, self.partitions)
             if wrapped is None:
@@ -179,10 +185,9 @@ class SetBillingProviderConfigOperator(BaseOperator):
                     "No SQL partitioning for dialect %r: every partition reads all rows and keeps its share",
                     dialect,
                 )
-                rows = iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size)
-                return (row for row in self._own_share(rows))
-            sql = wrapped
-            self.log.info("Partition %d of %d (%s)", self.partition + 1, self.partitions, dialect)
+            else:
+                sql = wrapped
+                self._prefiltered = True
         self.log.info("Reading rows from connection %r, %d per fetch", self.conn_id, self.fetch_size)
         return iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size)
 
@@ -220,6 +225,9 @@ class SetBillingProviderConfigOperator(BaseOperator):
             batch_size=self.batch_size,
             max_concurrency=self.max_concurrency,
             chunk_size=self.fetch_size,
+            partition=self.partition if self.partitions > 1 else None,
+            partitions=self.partitions,
+            lock_timeout=float(self.lock_timeout),
         )
         try:
             options.check()
@@ -228,13 +236,18 @@ class SetBillingProviderConfigOperator(BaseOperator):
         try:
             with ExitStack() as stack:
                 stack.callback(hook.close)
+                # Stored first, so a task that fails still links to the customers page.
+                MetronomeLink.persist(context, metronome_url(hook.app_url))
                 engine = BillingConfigSync(
                     hook,
                     options,
                     on_reject=self._rejects_writer(stack),
                     logger=self.log,  # type: ignore[arg-type]
+                    locks=self._locks(),
                 )
-                report = engine.run(self._rows(stack))
+                rows = self._rows(stack)
+                options.prefiltered = self._prefiltered
+                report = engine.run(rows)
         except MetronomeAuthError as err:
             raise AirflowFailException(
                 f"Metronome refused the credentials of connection {self.metronome_conn_id!r}: {err}"
@@ -242,10 +255,29 @@ class SetBillingProviderConfigOperator(BaseOperator):
         except MetronomeConfigError as err:
             raise AirflowFailException(str(err)) from None
         summary = report.summary()
-        MetronomeLink.persist(context, metronome_url(hook.settings.base_url))
-        context["ti"].xcom_push(key="sync_summary", value=summary)
+        MetronomeLink.persist(context, metronome_url(hook.app_url, report.only_customer_id))
+        if report.rejected > self.max_rejected_rows:
+            # The task is about to fail: keep its summary where a successful run's is.
+            context["ti"].xcom_push(key="return_value", value=summary)
         self._check_tolerance(report)
         return summary
+
+    def _locks(self) -> CustomerLocks | None:
+        """PostgreSQL advisory locks on ``lock_conn_id``; ``None`` lets the engine use lock files."""
+        if not self.lock_conn_id:
+            return None
+        from airflow.providers.common.compat.sdk import BaseHook
+
+        from airflow_provider_metronome.sync.locks import PostgresCustomerLocks
+
+        lock_hook = BaseHook.get_connection(str(self.lock_conn_id)).get_hook()
+        connection = lock_hook.get_conn()
+        if type(connection).__module__.split(".")[0] not in ("psycopg2", "psycopg"):
+            connection.close()
+            raise AirflowFailException(
+                f"lock_conn_id {self.lock_conn_id!r} must be a PostgreSQL connection (advisory locks)"
+            )
+        return PostgresCustomerLocks(connection, f"PostgreSQL advisory locks on {self.lock_conn_id!r}")
 
     def _check_tolerance(self, report: SyncReport) -> None:
         if report.rejected <= self.max_rejected_rows:

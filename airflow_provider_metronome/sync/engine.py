@@ -37,8 +37,10 @@ from airflow_provider_metronome.models.report import PlannedChange, Rejection, S
 from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
 from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
 from airflow_provider_metronome.sync.diff import MODES, CustomerPlan, plan_customer
+from airflow_provider_metronome.sync.locks import CustomerLocks, FileCustomerLocks, NoCustomerLocks
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
+from airflow_provider_metronome.sync.sources import bucket, customer_key
 from airflow_provider_metronome.sync.staging import IdentityGroup, StagedRow, Staging
 from airflow_provider_metronome.sync.writer import BatchWriter, Created, Rejected
 
@@ -50,6 +52,8 @@ log = logging.getLogger("airflow_provider_metronome.sync")
 # How many rejections and planned changes are logged one by one before only counting.
 _LOG_EACH = 200
 _KEY_VALUE_LIMIT = 60
+# Customers locked per call to the lock backend (one round trip for PostgreSQL).
+_LOCK_BLOCK = 64
 
 
 @dataclass
@@ -65,6 +69,15 @@ class SyncOptions:
     :param chunk_size: rows read, validated and staged per step.
     :param progress_interval: seconds between progress lines.
     :param staging_dir: where the staging file goes (default: the temp dir).
+    :param partition: with ``partitions`` > 1, the share of customers this sync owns
+        (0-based). Shares are decided by the *resolved* customer, so all rows of one
+        customer land in one share however they name it (id or ingest alias).
+    :param partitions: how many shares the customers are split into.
+    :param prefiltered: the source already kept only this share's rows that give a
+        ``customer_id`` (:func:`~.sources.partition_sql`); rows keyed by ingest alias
+        are still judged here, once resolved.
+    :param lock_timeout: seconds to wait for customers another sync holds before
+        rejecting their rows (they are synced by the next run).
     """
 
     mode: str = "create_missing"
@@ -74,6 +87,10 @@ class SyncOptions:
     chunk_size: int = 2000
     progress_interval: float = 30.0
     staging_dir: str | None = None
+    partition: int | None = None
+    partitions: int = 1
+    prefiltered: bool = False
+    lock_timeout: float = 900.0
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
@@ -83,6 +100,8 @@ class SyncOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.partition is not None and not 0 <= self.partition < self.partitions:
+            raise ValueError(f"partition must be in 0..{self.partitions - 1}, got {self.partition!r}")
 
 
 def row_key(raw: Any) -> str:
@@ -115,6 +134,9 @@ class BillingConfigSync:
     :param on_reject: called with every rejection as it happens (e.g. to write a
         rejects file); the report keeps only a sample.
     :param logger: where progress and decisions are logged.
+    :param locks: the customer locks every sync of the same customers respects
+        (:mod:`.locks`; default: :class:`~.locks.FileCustomerLocks`, shared by every
+        task on this machine). The sync closes them when it ends.
     """
 
     def __init__(
@@ -124,12 +146,14 @@ class BillingConfigSync:
         *,
         on_reject: Callable[[Rejection], None] | None = None,
         logger: logging.Logger | None = None,
+        locks: CustomerLocks | None = None,
     ) -> None:
         self.api = api
         self.options = options or SyncOptions()
         self.options.check()
         self.on_reject = on_reject
         self.log = logger or log
+        self.locks = locks
         self.report = SyncReport(mode=self.options.mode, dry_run=self.options.dry_run)
         self._logged = 0
 
@@ -168,16 +192,23 @@ class BillingConfigSync:
             "Sync starts: mode=%s dry_run=%s batch_size=%d max_concurrency=%d",
             opts.mode, opts.dry_run, opts.batch_size, opts.max_concurrency,
         )  # fmt: skip
+        if opts.partition is not None and opts.partitions > 1:
+            self.log.info("Partition %d of %d: customers are shared out once resolved",
+                          opts.partition + 1, opts.partitions)  # fmt: skip
         methods = DeliveryMethods(self.api.list_configured_billing_providers())
         self.log.info("The account has %d delivery methods", len(methods.by_id))
         staging = Staging(opts.staging_dir)
+        locks = self.locks if self.locks is not None else _default_locks()
         try:
             with ThreadPoolExecutor(
                 max_workers=opts.max_concurrency, thread_name_prefix="metronome-sync"
             ) as pool:
                 self._read(rows, methods, staging, pool)
-                self._reconcile(staging, pool)
+                if not opts.dry_run:
+                    self.log.info("Customer locks: %s", locks.description)
+                self._reconcile(staging, pool, locks if not opts.dry_run else NoCustomerLocks())
         finally:
+            locks.close()
             staging.close()
             self.report.seconds = time.monotonic() - start
             self.report.api_calls = self.api.api_calls - calls_before
@@ -195,27 +226,40 @@ class BillingConfigSync:
     ) -> None:
         aliases = AliasResolver(lambda alias: pool.submit(self.api.find_customer_by_ingest_alias, alias))
         progress = Progress(self.log, "Rows read", interval=self.options.progress_interval)
+        share = _Share.of(self.options)
         number = 0
         for chunk in _chunks(rows, self.options.chunk_size):
-            parsed: list[tuple[int, str, BillingConfigRow]] = []
+            # (row number, key, row, whether this share owns it: None = once resolved)
+            parsed: list[tuple[int, str, BillingConfigRow, bool | None]] = []
             for raw in chunk:
                 number += 1
-                key = row_key(raw)
+                owned = share.owns_raw(raw)
+                if owned is False:
+                    continue
                 result = parse_row(raw)
                 if isinstance(result, list):
+                    if owned is None and not share.owns_resolved(_alias_text(raw), None):
+                        continue
+                    self.report.rows_read += 1
+                    key = row_key(raw)
                     provider = raw.get("billing_provider") if isinstance(raw, Mapping) else None
                     for problem in _merge(result):
                         self._reject(number, key, problem.field, problem.reason, _known(provider))
                     continue
-                parsed.append((number, key, result))
-            self.report.rows_read = number
-            wanted = [r.ingest_alias for _, _, r in parsed if r.ingest_alias is not None]
+                if owned:
+                    self.report.rows_read += 1
+                parsed.append((number, row_key(raw), result, owned))
+            wanted = [r.ingest_alias for _, _, r, _ in parsed if r.ingest_alias is not None]
             resolved = aliases.resolve_many(wanted) if wanted else {}
             staged: list[StagedRow] = []
-            for row_no, key, r in parsed:
+            for row_no, key, r, owned in parsed:
                 customer_id = r.customer_id
                 if customer_id is None:
                     customer_id = resolved.get(r.ingest_alias or "")
+                    if owned is None:
+                        if not share.owns_resolved(r.ingest_alias or "", customer_id):
+                            continue
+                        self.report.rows_read += 1
                     if customer_id is None:
                         self._reject(
                             row_no, key, "ingest_alias",
@@ -247,54 +291,127 @@ class BillingConfigSync:
             progress.update(number)
         self.log.info(
             "Read %d rows: %d valid, %d rejected, %d alias lookups",
-            number, self.report.valid, self.report.rejected, aliases.lookups,
+            self.report.rows_read, self.report.valid, self.report.rejected, aliases.lookups,
         )  # fmt: skip
 
     # -- pass 2: reconcile as one pipeline -----------------------------------------------------
 
-    def _reconcile(self, staging: Staging, pool: ThreadPoolExecutor) -> None:
-        """Read, diff and write as one continuous pipeline.
+    def _reconcile(self, staging: Staging, pool: ThreadPoolExecutor, locks: CustomerLocks) -> None:
+        """Lock, read, diff and write as one continuous pipeline.
 
-        Configuration reads run in the pool (``max_concurrency`` threads) with a
-        window of twice that queued, so the network never idles at block boundaries.
-        Plans are booked in this thread as reads complete (in order); creates are
-        batched and each full batch is written in the pool. In ``replace`` mode a
-        customer's archive runs in the pool first, and its creates are queued only
-        once the archive succeeded.
+        Customers come from staging in blocks; the free ones are locked
+        (:mod:`.locks`) and their configuration reads run in the pool
+        (``max_concurrency`` threads) with a window of twice that queued, so the
+        network never idles at block boundaries. Plans are booked in this thread as
+        reads complete (in order); creates are batched and each full batch is
+        written in the pool. In ``replace`` mode a customer's archive runs in the
+        pool first, and its creates are queued only once the archive succeeded. A
+        customer's lock is released once all of its writes are answered.
+
+        Customers another sync holds are skipped, then taken up again once the
+        whole pass is done (:meth:`_wait_for_held`).
         """
         total = staging.customers()
         self.report.customers = total
         progress = Progress(self.log, "Customers reconciled", interval=self.options.progress_interval)
-        pipe = _Pipeline(BatchWriter(self.api, {}), pool)
-        window = 2 * self.options.max_concurrency
+        pipe = _Pipeline(BatchWriter(self.api, {}), pool, locks)
+        held_elsewhere: list[str] = []
         seen = 0
-        for customer_id, groups in staging.iter_customers():
-            seen += 1
-            desired = self._desired(groups)
-            if desired:
-                future = pool.submit(
-                    self.api.get_billing_provider_configurations, customer_id, include_archived=True
-                )
-                pipe.reads.append((customer_id, desired, future))
-            while len(pipe.reads) >= window or (pipe.reads and pipe.reads[0][2].done()):
-                self._take_read(pipe, *pipe.reads.popleft())
-            self._harvest(pipe)
-            progress.update(seen, total)
+        for block in _chunks(staging.iter_customers(), _LOCK_BLOCK):
+            if total == 1:
+                self.report.only_customer_id = block[0][0]
+            seen += len(block)
+            wanted = [(customer_id, self._desired(groups)) for customer_id, groups in block]
+            wanted = [(customer_id, rows) for customer_id, rows in wanted if rows]
+            taken = set(locks.try_acquire([customer_id for customer_id, _ in wanted]))
+            for customer_id, rows in wanted:
+                if customer_id in taken:
+                    self._start_read(pipe, customer_id, rows)
+                else:
+                    held_elsewhere.append(customer_id)
+            pipe.release_done()
+            progress.update(seen - len(held_elsewhere), total)
+        self._drain(pipe)
+        if held_elsewhere:
+            self._wait_for_held(staging, pipe, held_elsewhere, progress, total)
+        progress.update(total, total, force=total > 0)
+
+    def _start_read(self, pipe: _Pipeline, customer_id: str, rows: list[StagedRow]) -> None:
+        """Queue the read of a locked customer's configurations; book the reads that are done."""
+        future = pipe.pool.submit(
+            self.api.get_billing_provider_configurations, customer_id, include_archived=True
+        )
+        pipe.reads.append((customer_id, rows, future))
+        window = 2 * self.options.max_concurrency
+        while len(pipe.reads) >= window or (pipe.reads and pipe.reads[0][2].done()):
+            self._book_read(pipe, *pipe.reads.popleft())
+        self._harvest(pipe)
+
+    def _drain(self, pipe: _Pipeline) -> None:
+        """Finish everything in flight; release every lock it held."""
         while pipe.reads:
-            self._take_read(pipe, *pipe.reads.popleft())
+            self._book_read(pipe, *pipe.reads.popleft())
         while pipe.archives:
-            self._take_archived(pipe, pipe.archives.popleft().result())
+            self._book_archive_done(pipe, pipe.archives.popleft().result())
         self._flush(pipe, force=True)
         while pipe.writes:
-            self._take_written(pipe.writes.popleft().result())
-        progress.update(seen, total, force=total > 0)
+            self._book_written(pipe, pipe.writes.popleft().result())
+        pipe.release_done()
 
-    def _desired(self, groups: list[IdentityGroup]) -> list[StagedRow]:
-        """One row per identity; duplicates counted, conflicts rejected."""
+    def _wait_for_held(
+        self, staging: Staging, pipe: _Pipeline, waiting: list[str], progress: Progress, total: int
+    ) -> None:
+        """Sync the customers another sync held, as it lets go of them.
+
+        Only free locks are ever taken (this sync holds none while it waits), so two
+        syncs cannot deadlock. Once ``lock_timeout`` has passed, the rows of the
+        customers still held are rejected: the next run syncs them.
+        """
+        timeout = self.options.lock_timeout
+        self.log.info(
+            "%d customer(s) are being synced by another run right now: syncing them once it is done "
+            "with them (waiting up to %.0fs)", len(waiting), timeout,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while waiting:
+            taken: set[str] = set()
+            for block in _chunks(waiting, _LOCK_BLOCK):
+                taken.update(pipe.locks.try_acquire(block))
+            for customer_id in taken:
+                rows = self._desired(staging.groups_of(customer_id), book=False)
+                self._start_read(pipe, customer_id, rows)
+            self._drain(pipe)
+            waiting = [customer_id for customer_id in waiting if customer_id not in taken]
+            progress.update(total - len(waiting), total)
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        for customer_id in waiting:
+            for r in self._desired(staging.groups_of(customer_id), book=False):
+                self.report.valid -= 1
+                self._reject(
+                    r.row, r.key, "customer_id",
+                    f"another sync kept customer {customer_id} locked for more than {timeout:.0f}s; "
+                    "this row is synced by the next run (or raise lock_timeout)",
+                    r.billing_provider,
+                )  # fmt: skip
+
+    def _desired(self, groups: list[IdentityGroup], *, book: bool = True) -> list[StagedRow]:
+        """One row per identity; duplicates counted, conflicts rejected.
+
+        :param book: count and reject (the first time a customer is seen); a customer
+            whose turn comes back after a lock wait was booked already.
+        """
         desired = []
         for group in groups:
             first = group.rows[0]
             if group.distinct > 1:
+                if not book:
+                    continue
                 numbers = [r.row for r in group.rows]
                 for r in group.rows:
                     others = ", ".join(str(n) for n in numbers if n != r.row)
@@ -306,14 +423,14 @@ class BillingConfigSync:
                     )  # fmt: skip
                 self.report.valid -= len(group.rows)
                 continue
-            if len(group.rows) > 1:
+            if len(group.rows) > 1 and book:
                 extra = len(group.rows) - 1
                 self.report.duplicates += extra
                 self.report.count(first.billing_provider, "duplicates", extra)
             desired.append(first)
         return desired
 
-    def _take_read(
+    def _book_read(
         self, pipe: _Pipeline, customer_id: str, rows: list[StagedRow], future: Future[list[dict[str, Any]]]
     ) -> None:
         """Book one customer's read: diff it, queue its archive or its creates."""
@@ -324,6 +441,7 @@ class BillingConfigSync:
                 reason = f"no Metronome customer has id {customer_id}"
                 self._reject(r.row, r.key, "customer_id", reason, r.billing_provider)
             self.report.valid -= len(rows)
+            pipe.done(customer_id)
             return
         plan = plan_customer(customer_id, rows, configs, self.options.mode)
         pipe.writer.basis[customer_id] = {c["id"] for c in configs}
@@ -334,7 +452,7 @@ class BillingConfigSync:
         if plan.archive and not self.options.dry_run:
             pipe.archives.append(pipe.pool.submit(self._archive, plan))
             return
-        self._take_archived(pipe, plan)
+        self._book_archive_done(pipe, plan)
 
     def _archive(self, plan: CustomerPlan) -> CustomerPlan:
         """In a worker: archive the superseded configurations of one customer.
@@ -347,22 +465,24 @@ class BillingConfigSync:
         self.api.archive_billing_provider_configurations(plan.customer_id, ids, idempotency_key=key)
         return plan
 
-    def _take_archived(self, pipe: _Pipeline, plan: CustomerPlan) -> None:
+    def _book_archive_done(self, pipe: _Pipeline, plan: CustomerPlan) -> None:
         """Book a plan whose archive (if any) is done; queue its creates."""
         if plan.archive:
             self._book_archived(plan)
-        if self.options.dry_run:
+        if self.options.dry_run or not plan.create:
             for row in plan.create:
                 self._record_created(row, None)
+            pipe.done(plan.customer_id)
             return
+        pipe.writing[plan.customer_id] = len(plan.create)
         pipe.pending.extend(plan.create)
         self._flush(pipe)
 
     def _harvest(self, pipe: _Pipeline) -> None:
         while pipe.archives and pipe.archives[0].done():
-            self._take_archived(pipe, pipe.archives.popleft().result())
+            self._book_archive_done(pipe, pipe.archives.popleft().result())
         while pipe.writes and pipe.writes[0].done():
-            self._take_written(pipe.writes.popleft().result())
+            self._book_written(pipe, pipe.writes.popleft().result())
 
     def _flush(self, pipe: _Pipeline, *, force: bool = False) -> None:
         size = self.options.batch_size
@@ -372,15 +492,17 @@ class BillingConfigSync:
             pipe.writes.append(pipe.pool.submit(pipe.writer.create, batch))
             # Bound the writes in flight: each holds a pool thread.
             while len(pipe.writes) > self.options.max_concurrency:
-                self._take_written(pipe.writes.popleft().result())
+                self._book_written(pipe, pipe.writes.popleft().result())
 
-    def _take_written(self, result: tuple[Created, Rejected]) -> None:
+    def _book_written(self, pipe: _Pipeline, result: tuple[Created, Rejected]) -> None:
         created, refused = result
         for row, config_id in created:
             self._record_created(row, config_id)
+            pipe.wrote(row.customer_id)
         for row, where, reason in refused:
             self.report.valid -= 1
             self._reject(row.row, row.key, where, reason, row.billing_provider)
+            pipe.wrote(row.customer_id)
 
     def _record_created(self, row: StagedRow, config_id: str | None) -> None:
         self.report.created += 1
@@ -417,16 +539,90 @@ class BillingConfigSync:
                 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Share:
+    """Which rows a partitioned sync owns: those of the customers that hash to its share.
+
+    Rows that give a ``customer_id`` are decided at once (by the source's SQL when
+    ``prefiltered``); rows keyed by ingest alias once the alias is resolved, so every
+    row of one customer lands in one share. A row that resolves to no customer is
+    owned by the share its alias text hashes to, so exactly one share reports it.
+    """
+
+    partition: int | None
+    partitions: int
+    prefiltered: bool
+
+    @classmethod
+    def of(cls, options: SyncOptions) -> _Share:
+        return cls(options.partition, options.partitions, options.prefiltered)
+
+    @property
+    def everything(self) -> bool:
+        return self.partition is None or self.partitions <= 1
+
+    def owns_raw(self, raw: Any) -> bool | None:
+        """Whether a source row is this share's, or ``None`` when only its resolved customer can tell."""
+        if self.everything:
+            return True
+        key = customer_key(raw) if isinstance(raw, Mapping) else ""
+        if not key:
+            return None
+        return True if self.prefiltered else bucket(key, self.partitions) == self.partition
+
+    def owns_resolved(self, alias: str, customer_id: str | None) -> bool:
+        """Whether a row keyed by ``alias`` (resolved to ``customer_id``, if any) is this share's."""
+        if self.everything:
+            return True
+        return bucket(customer_id or alias, self.partitions) == self.partition
+
+
+def _alias_text(raw: Any) -> str:
+    value = raw.get("ingest_alias") if isinstance(raw, Mapping) else None
+    return "" if value is None else str(value)
+
+
 @dataclass
 class _Pipeline:
     """What is in flight during the reconcile pass (only the main thread touches it)."""
 
     writer: BatchWriter
     pool: ThreadPoolExecutor
+    locks: CustomerLocks
     reads: deque[tuple[str, list[StagedRow], Future[list[dict[str, Any]]]]] = field(default_factory=deque)
     archives: deque[Future[CustomerPlan]] = field(default_factory=deque)
     writes: deque[Future[tuple[Created, Rejected]]] = field(default_factory=deque)
     pending: list[StagedRow] = field(default_factory=list)
+    # customer → rows whose create is not answered yet (its lock is held until 0)
+    writing: dict[str, int] = field(default_factory=dict)
+    # customers whose work is done: their locks are released in one call
+    finished: list[str] = field(default_factory=list)
+
+    def done(self, customer_id: str) -> None:
+        """Nothing more will be written for this customer."""
+        self.finished.append(customer_id)
+
+    def wrote(self, customer_id: str) -> None:
+        """One create of this customer was answered."""
+        left = self.writing[customer_id] - 1
+        if left:
+            self.writing[customer_id] = left
+        else:
+            del self.writing[customer_id]
+            self.finished.append(customer_id)
+
+    def release_done(self) -> None:
+        if self.finished:
+            self.locks.release(self.finished)
+            self.finished = []
+
+
+def _default_locks() -> CustomerLocks:
+    try:
+        return FileCustomerLocks()
+    except (ImportError, OSError) as err:  # no fcntl (Windows) or no writable lock folder
+        log.warning("No customer locks (%s): run one sync of an account at a time", err)
+        return NoCustomerLocks()
 
 
 def _merge(problems: list[RowProblem]) -> list[RowProblem]:

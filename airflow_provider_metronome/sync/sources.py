@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -56,55 +56,79 @@ def iter_query_rows(
 
 
 def bucket(key: str, partitions: int) -> int:
-    """The partition of a customer key, the same in Python and in SQLite (``apm_bucket``)."""
-    return zlib.crc32(key.encode("utf-8")) % partitions
+    """The share of a customer key: the first 32 bits of its MD5, modulo ``partitions``.
+
+    MD5 because every warehouse computes it the same way, so the SQL of
+    :func:`partition_sql` and this function agree on every row.
+    """
+    return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16) % partitions
 
 
-# Per-dialect SQL for "which partition does this row's customer key fall in". Every
-# row of a customer must land in the same partition (duplicates and conflicts are
-# judged within one), so the key is the customer column the row gives.
-_BUCKET_SQL = {
-    "postgresql": "mod(abs(hashtext({key})::bigint), {n})",
-    "postgres": "mod(abs(hashtext({key})::bigint), {n})",
-    "mysql": "mod(crc32({key}), {n})",
-    "snowflake": "mod(abs(hash({key})), {n})",
-    "bigquery": "mod(abs(farm_fingerprint({key})), {n})",
-    "sqlite": "apm_bucket({key}, {n})",
+def customer_key(row: Mapping[str, Any]) -> str:
+    """A row's ``customer_id`` as :func:`partition_sql` hashes it.
+
+    Lower case, spaces trimmed (SQL's ``trim``); ``""`` when blank.
+    """
+    value = row.get("customer_id")
+    return "" if value is None else str(value).strip(" ").lower()
+
+
+# Per-dialect SQL for "the first 32 bits of md5(key) as an unsigned integer".
+_MD5_32 = {
+    "postgresql": "('x' || substr(md5({key}), 1, 8))::bit(32)::bigint",
+    "mysql": "conv(substr(md5({key}), 1, 8), 16, 10)",
+    "snowflake": "to_number(substr(md5({key}), 1, 8), 'XXXXXXXX')",
+    "bigquery": "cast(concat('0x', substr(to_hex(md5({key})), 1, 8)) as int64)",
+    "sqlite": "apm_md5_32({key})",
 }
-_KEY_SQL = "coalesce(source.ingest_alias, cast(source.customer_id as varchar(64)))"
+_MD5_32["postgres"] = _MD5_32["postgresql"]
+_CUSTOMER_SQL = {
+    "bigquery": "lower(trim(cast(source.customer_id as string), ' '))",
+}
+_CUSTOMER_DEFAULT_SQL = "lower(trim(cast(source.customer_id as {text})))"
+_TEXT_TYPE = {
+    "postgresql": "text",
+    "postgres": "text",
+    "mysql": "char",
+    "snowflake": "varchar",
+    "sqlite": "text",
+}
 
 
 def partition_sql(sql: str, dialect: str, partition: int, partitions: int) -> str | None:
-    """Wrap ``sql`` so it returns only the rows of one partition, or ``None`` for an unknown dialect.
+    """Wrap ``sql`` so it returns one partition's rows keyed by ``customer_id``, and every row that is not.
 
-    :param sql: the user's query (must return ``ingest_alias`` and ``customer_id`` columns).
+    Shares are decided by the resolved customer
+    (:class:`~airflow_provider_metronome.sync.engine.BillingConfigSync`): a row that
+    gives a ``customer_id`` can be placed here, in SQL; a row keyed by ingest alias
+    only once its alias is resolved, so every partition reads those and keeps its own.
+
+    :param sql: the user's query (must return a ``customer_id`` column).
     :param dialect: the database dialect (``postgresql``, ``sqlite``, ``snowflake``, ...).
     :param partition: 0-based partition index.
     :param partitions: number of partitions.
+    :return: the wrapped query, or ``None`` for a dialect without a known MD5 function.
     """
-    template = _BUCKET_SQL.get(dialect.lower())
-    if template is None:
+    name = dialect.lower()
+    md5_32 = _MD5_32.get(name)
+    if md5_32 is None:
         return None
+    key = _CUSTOMER_SQL.get(name) or _CUSTOMER_DEFAULT_SQL.format(text=_TEXT_TYPE[name])
     inner = sql.strip().rstrip(";")
-    expression = template.format(key=_KEY_SQL, n=int(partitions))
-    return f"SELECT * FROM ({inner}) source WHERE {expression} = {int(partition)}"
+    share = f"mod({md5_32.format(key=key)}, {int(partitions)}) = {int(partition)}"
+    return f"SELECT * FROM ({inner}) source WHERE coalesce({key}, '') = '' OR {share}"
 
 
-def register_sqlite_bucket(connection: Any) -> bool:
-    """Give a sqlite3 connection the ``apm_bucket`` function; return whether it is one."""
+def register_sqlite_functions(connection: Any) -> bool:
+    """Give a sqlite3 connection the ``apm_md5_32`` function; return whether it is one."""
     import sqlite3
 
     if not isinstance(connection, sqlite3.Connection):
         return False
     connection.create_function(
-        "apm_bucket", 2, lambda key, n: bucket(str(key or ""), int(n)), deterministic=True
+        "apm_md5_32",
+        1,
+        lambda key: int(hashlib.md5(str(key).encode("utf-8")).hexdigest()[:8], 16),
+        deterministic=True,
     )
     return True
-
-
-def row_partition_key(row: Mapping[str, Any]) -> str:
-    """The customer key of a row, as :func:`partition_sql` computes it in SQL."""
-    value = row.get("ingest_alias")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        value = row.get("customer_id")
-    return "" if value is None else str(value)

@@ -123,51 +123,64 @@ class Staging:
         """How many distinct customers are staged."""
         return int(self.db.execute("SELECT COUNT(DISTINCT customer_id) FROM staged").fetchone()[0])
 
-    def iter_customers(self) -> Iterator[tuple[str, list[IdentityGroup]]]:
-        """Yield ``(customer_id, groups)`` with every identity group of that customer."""
+    _SELECT = """
+        SELECT s.customer_id, s.billing_provider, s.delivery_method_id, s.body, g.distinct_count
+        FROM staged s
+        JOIN (
+            SELECT customer_id, billing_provider, delivery_method_id,
+                   COUNT(DISTINCT fingerprint) AS distinct_count
+            FROM staged {where} GROUP BY customer_id, billing_provider, delivery_method_id
+        ) g USING (customer_id, billing_provider, delivery_method_id)
+        ORDER BY s.customer_id, s.billing_provider, s.delivery_method_id, s.seq
+    """
+
+    def _index(self) -> None:
         self.db.execute(
             "CREATE INDEX IF NOT EXISTS staged_identity "
             "ON staged (customer_id, billing_provider, delivery_method_id, seq)"
         )
-        cursor = self.db.execute(
-            """
-            SELECT s.customer_id, s.billing_provider, s.delivery_method_id, s.body, g.distinct_count
-            FROM staged s
-            JOIN (
-                SELECT customer_id, billing_provider, delivery_method_id,
-                       COUNT(DISTINCT fingerprint) AS distinct_count
-                FROM staged GROUP BY customer_id, billing_provider, delivery_method_id
-            ) g USING (customer_id, billing_provider, delivery_method_id)
-            ORDER BY s.customer_id, s.billing_provider, s.delivery_method_id, s.seq
-            """
-        )
-        current: str | None = None
-        groups: list[IdentityGroup] = []
-        last_identity: tuple[str, str, str] | None = None
-        while True:
-            batch = cursor.fetchmany(1000)
-            if not batch:
-                break
-            for customer_id, provider, dm_id, body, distinct in batch:
-                if customer_id != current:
-                    if current is not None:
-                        yield current, groups
-                    current, groups, last_identity = customer_id, [], None
-                row_no, key, method, configuration, tax, given = json.loads(body)
-                staged = StagedRow(
-                    row_no, key, customer_id, provider, dm_id, method, configuration, tax, given
-                )
-                identity = (customer_id, provider, dm_id)
-                if identity != last_identity:
-                    groups.append(IdentityGroup([staged], distinct))
-                    last_identity = identity
-                else:
-                    groups[-1].rows.append(staged)
-        if current is not None:
-            yield current, groups
+
+    def iter_customers(self) -> Iterator[tuple[str, list[IdentityGroup]]]:
+        """Yield ``(customer_id, groups)`` with every identity group of that customer."""
+        self._index()
+        yield from _grouped(self.db.execute(self._SELECT.format(where="")))
+
+    def groups_of(self, customer_id: str) -> list[IdentityGroup]:
+        """Every identity group of one customer (for a customer whose turn came back)."""
+        self._index()
+        cursor = self.db.execute(self._SELECT.format(where="WHERE customer_id = ?"), (customer_id,))
+        for _customer, groups in _grouped(cursor):
+            return groups
+        return []
 
     def close(self) -> None:
         """Delete the file."""
         self.db.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+
+def _grouped(cursor: sqlite3.Cursor) -> Iterator[tuple[str, list[IdentityGroup]]]:
+    """Turn rows ordered by customer and identity into ``(customer_id, groups)``."""
+    current: str | None = None
+    groups: list[IdentityGroup] = []
+    last_identity: tuple[str, str, str] | None = None
+    while True:
+        batch = cursor.fetchmany(1000)
+        if not batch:
+            break
+        for customer_id, provider, dm_id, body, distinct in batch:
+            if customer_id != current:
+                if current is not None:
+                    yield current, groups
+                current, groups, last_identity = customer_id, [], None
+            row_no, key, method, configuration, tax, given = json.loads(body)
+            staged = StagedRow(row_no, key, customer_id, provider, dm_id, method, configuration, tax, given)
+            identity = (customer_id, provider, dm_id)
+            if identity != last_identity:
+                groups.append(IdentityGroup([staged], distinct))
+                last_identity = identity
+            else:
+                groups[-1].rows.append(staged)
+    if current is not None:
+        yield current, groups

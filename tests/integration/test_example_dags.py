@@ -103,6 +103,12 @@ def test_no_avalara_rows_need_no_avalara_connection(
     assert xcom(dr, "upsert_avalara_credentials") == []
 
 
+def day_window(day: int, **conf: Any) -> dict[str, Any]:
+    """Run conf that makes a manual run read the data interval of day ``day`` (as its scheduled run would)."""
+    start = DAY + timedelta(days=day - 1)
+    return {"window_start": start.isoformat(), "window_end": (start + timedelta(days=1)).isoformat(), **conf}
+
+
 def _history(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A current-state table after three days of changes, and the good rows it stands for.
 
@@ -135,7 +141,7 @@ def test_three_day_backfill_with_overlapping_reruns_ends_exact(
         for i in range(n)
     ]
     sqlite_warehouse(monkeypatch, tmp_path, table_day1)
-    first = dag.test(logical_date=DAY + timedelta(days=1), run_conf={"mode": "replace"})
+    first = dag.test(logical_date=DAY + timedelta(days=1), run_conf=day_window(1, mode="replace"))
     assert xcom(first, "summarize")["created"] == n
 
     table, desired = _history(n)
@@ -144,7 +150,7 @@ def test_three_day_backfill_with_overlapping_reruns_ends_exact(
     runs = [1, 2, 3, 2, 3, 1, 2, 3]
     created = []
     for day in runs:
-        dr = dag.test(logical_date=DAY + timedelta(days=day), run_conf={"mode": "replace"})
+        dr = dag.test(logical_date=DAY + timedelta(days=day), run_conf=day_window(day, mode="replace"))
         assert set(task_states(dr).values()) == {"success"}, task_states(dr)
         created.append(xcom(dr, "summarize")["created"])
     # Day 1 is already in place; day 2's window holds customers 0-4 (5-9 changed again
@@ -226,3 +232,62 @@ def test_avalara_dag_by_ids(emulator: RunningEmulator) -> None:
     assert task_states(dr) == {"upsert_avalara_credentials": "success"}
     assert list(emulator.admin("state")["avalara_credentials"]) == [demo_data.NETSUITE_DM]
     assert TOKEN not in json.dumps(xcom(dr, "upsert_avalara_credentials"))
+
+
+def test_every_param_is_optional_or_has_a_default_and_explains_itself() -> None:
+    """The Trigger form opens with every field valid: optional params are nullable, none is required."""
+    dag = example_dag(SYNC_DAG)
+    resolved = dag.params.validate()
+    for name in ("source_sql", "rejects_path", "window_start", "window_end"):
+        assert resolved[name] is None, name
+        assert "null" in dag.params.get_param(name).schema["type"], f"{name} is optional"
+    assert resolved["max_concurrency"] == 24
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert len(param.description or "") > 20, f"{name} explains itself in the trigger form"
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_manual_run_reads_every_row_unless_a_window_is_given(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The UI's Trigger button gives "now" as the logical date: a manual run must not read only yesterday."""
+    rows = [
+        demo_data.to_warehouse(demo_data.desired_row(i), DAY + timedelta(days=i % 3, hours=1))
+        for i in range(12)
+    ]
+    reset_emulator(emulator, demo_data.build(12))
+    sqlite_warehouse(monkeypatch, tmp_path, rows)
+    narrowed = example_dag(SYNC_DAG).test(run_conf=day_window(2))
+    assert xcom(narrowed, "summarize")["rows_read"] == 4, "the window keeps day 2's rows"
+    # A fresh DAG object: dag.test() keeps the previous run's conf in the DAG's params.
+    everything = example_dag(SYNC_DAG).test(logical_date=datetime.now(UTC))
+    summary = xcom(everything, "summarize")
+    assert (summary["rows_read"], summary["created"], summary["unchanged"]) == (12, 8, 4)
+    assert active_state(emulator) == desired_state([demo_data.desired_row(i) for i in range(12)])
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_summaries_are_stored_once_per_task(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.airflow_support import xcom_keys
+
+    data = demo_data.build(10, with_bad_rows=False)
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, data.rows)
+    dr = example_dag(SYNC_DAG).test(run_conf={"partitions": 2})
+    assert set(task_states(dr).values()) == {"success"}
+    assert xcom_keys(dr, "summarize") == ["return_value"], "no fan-out of the summary's keys"
+    for i in range(2):
+        keys = xcom_keys(dr, "sync_billing_configs", map_index=i)
+        assert sorted(keys) == ["_link_MetronomeLink", "return_value"], keys
+    assert xcom(dr, "summarize")["partitions"] == 2
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_avalara_dag_with_nothing_chosen_fails_and_says_why(emulator: RunningEmulator) -> None:
+    reset_emulator(emulator, demo_data.build(5))
+    dr = example_dag("metronome_avalara_credentials").test()
+    assert task_states(dr) == {"upsert_avalara_credentials": "failed"}
+    assert emulator.admin("state")["avalara_credentials"] == {}

@@ -74,7 +74,8 @@ def test_first_sync_creates_exactly_the_valid_rows_and_second_creates_nothing(
     summary = xcom(dr, "sync")
     assert (summary["created"], summary["unchanged"], summary["rejected"]) == (3, 0, 0)
     assert len(json.dumps(summary)) < 4000, "XCom stays small"
-    assert xcom(dr, "sync", "_link_MetronomeLink") == f"{emulator.url}/_emulator/state"
+    assert xcom(dr, "sync", "_link_MetronomeLink") == "", "no Metronome app is known for the emulator"
+    assert xcom(dr, "sync", "sync_summary") is None, "the summary is stored once"
     assert sorted((c["customer_id"], c["billing_provider"]) for c in active(emulator)) == sorted(
         [(seeds.ACME, "stripe"), (seeds.GLOBEX, "aws_marketplace"), (seeds.INITECH, "netsuite")]
     )
@@ -83,6 +84,24 @@ def test_first_sync_creates_exactly_the_valid_rows_and_second_creates_nothing(
     assert task_states(again) == {"sync": "success"}
     assert (xcom(again, "sync")["created"], xcom(again, "sync")["unchanged"]) == (0, 3)
     assert len(active(emulator)) == 3
+
+
+def test_link_opens_the_customer_page_or_the_customers_page_of_the_configured_app(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = "https://metronome.example.test"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_METRONOME_DEFAULT",
+        json.dumps({"conn_type": "metronome", "host": emulator.url, "password": TOKEN,
+                    "extra": {"app_url": app + "/"}}),
+    )  # fmt: skip
+    one = run_dag(sync_dag("sync_link_one", configurations=ROWS[:1]), "sync_link_one")
+    assert xcom(one, "sync", "_link_MetronomeLink") == f"{app}/customers/{seeds.ACME}"
+    many = run_dag(sync_dag("sync_link_many", configurations=ROWS), "sync_link_many")
+    assert xcom(many, "sync", "_link_MetronomeLink") == f"{app}/customers"
+    failed = run_dag(sync_dag("sync_link_failed", configurations=BAD_ROWS), "sync_link_failed")
+    assert task_states(failed) == {"sync": "failed"}
+    assert xcom(failed, "sync", "_link_MetronomeLink") == f"{app}/customers", "a failed task links too"
 
 
 def test_replace_archives_and_creates(emulator: RunningEmulator) -> None:
@@ -118,8 +137,8 @@ def test_bad_rows_fail_the_task_after_the_good_rows_are_synced(
     dr = run_dag(sync_dag("sync_bad", configurations=ROWS + BAD_ROWS, rejects_path=str(rejects)), "sync_bad")
     assert task_states(dr) == {"sync": "failed"}
     assert len(active(emulator)) == 3, "every good row is synced before the task fails"
-    summary = xcom(dr, "sync", "sync_summary")
-    assert (summary["created"], summary["rejected"]) == (3, 2)
+    summary = xcom(dr, "sync")
+    assert (summary["created"], summary["rejected"]) == (3, 2), "a failed task keeps its summary"
     lines = sorted((json.loads(line) for line in rejects.read_text().splitlines()), key=lambda r: r["row"])
     assert [(r["row"], r["field"]) for r in lines] == [(4, "ingest_alias"), (5, "configuration")]
     assert "nobody" in lines[0]["reason"]
@@ -198,6 +217,46 @@ def test_non_sql_connection_is_refused(emulator: RunningEmulator, monkeypatch: p
     monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", json.dumps({"conn_type": "metronome", "password": "x"}))
     dr = run_dag(sync_dag("sync_not_sql", sql="SELECT 1", conn_id="not_sql"), "sync_not_sql")
     assert task_states(dr) == {"sync": "failed"}
+
+
+@pytest.mark.postgres
+def test_lock_conn_id_takes_postgres_advisory_locks(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_metronome.sync.locks import PostgresCustomerLocks
+
+    with postgres_schema(monkeypatch, "pg_locks", "apm_locks") as (conn, _schema):
+        # Another sync, elsewhere, holds Acme: its row waits, then is rejected to be synced later.
+        other = PostgresCustomerLocks(conn)
+        assert other.try_acquire([seeds.ACME]) == [seeds.ACME]
+        dr = run_dag(
+            sync_dag("sync_pg_locks", configurations=ROWS, lock_conn_id="pg_locks", lock_timeout=0.5,
+                     max_rejected_rows=1),
+            "sync_pg_locks",
+        )  # fmt: skip
+        assert task_states(dr) == {"sync": "success"}
+        summary = xcom(dr, "sync")
+        assert (summary["created"], summary["rejected"]) == (2, 1)
+        assert "locked" in summary["rejections_sample"][0]["reason"]
+        if TASK_LOGS_IN_OUTPUT:
+            assert "PostgreSQL advisory locks on 'pg_locks'" in capfd.readouterr().out
+        other.release([seeds.ACME])
+        again = run_dag(
+            sync_dag("sync_pg_locks", configurations=ROWS, lock_conn_id="pg_locks"), "sync_pg_locks"
+        )
+        assert (xcom(again, "sync")["created"], xcom(again, "sync")["unchanged"]) == (1, 2)
+    assert len(active(emulator)) == 3
+
+
+def test_lock_conn_id_must_be_postgres(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_LITE", f"sqlite:///{tmp_path / 'locks.db'}")
+    dr = run_dag(
+        sync_dag("sync_lite_locks", configurations=ROWS, lock_conn_id="lite"), "sync_lite_locks"
+    )
+    assert task_states(dr) == {"sync": "failed"}
+    assert active(emulator) == [], "nothing is written without the locks asked for"
 
 
 @pytest.mark.postgres
