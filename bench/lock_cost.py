@@ -46,7 +46,8 @@ def main() -> None:
                 emu.admin("reset", data.seed)
                 for phase in ("first sync", "re-sync"):
                     start = time.perf_counter()
-                    report = BillingConfigSync(client, SyncOptions(), locks=_locks(kind, folder)).run(data.rows)
+                    engine = BillingConfigSync(client, SyncOptions(), locks=_locks(kind, folder))
+                    report = engine.run(data.rows)
                     times.setdefault((kind, phase), []).append(time.perf_counter() - start)
                     calls[(kind, phase)] = report.api_calls
     results: list[dict[str, Any]] = []

@@ -148,7 +148,12 @@ class BillingConfigRow(BaseModel):
         if value is None:
             raise ValueError("configuration is required (NULL)")
         if isinstance(value, (bytes, bytearray, memoryview)):
-            value = bytes(value).decode("utf-8", errors="replace")
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"configuration is not valid UTF-8 text (bad byte at position {err.start})"
+                ) from None
         if isinstance(value, str):
             if not value.strip():
                 raise ValueError(
@@ -158,13 +163,11 @@ class BillingConfigRow(BaseModel):
                 raise ValueError(
                     f"configuration is {len(value)} characters; at most {MAX_CONFIGURATION_BYTES}"
                 )
-            try:
-                value = json.loads(value)
-            except ValueError as err:
-                raise ValueError(f"configuration is not valid JSON ({err.args[0].split(':')[0]})") from None
+            value = _loads_strict(value)
         if not isinstance(value, dict):
             raise ValueError(f"configuration must be a JSON object, got {_json_type(value)}")
-        if len(json.dumps(value, default=str)) > MAX_CONFIGURATION_BYTES:
+        _check_json(value, "configuration", 0)
+        if len(json.dumps(value, allow_nan=False)) > MAX_CONFIGURATION_BYTES:
             raise ValueError(f"configuration is larger than {MAX_CONFIGURATION_BYTES} bytes")
         return value
 
@@ -186,6 +189,54 @@ class BillingConfigRow(BaseModel):
         if problems:
             raise _ProviderRuleError(problems)
         return self
+
+
+# Deeper than any provider configuration needs, far below Python's recursion limit.
+MAX_CONFIGURATION_DEPTH = 32
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in seen:
+            raise ValueError(f"configuration has the key {_short(key)!r} twice; keep one")
+        seen[key] = item
+    return seen
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"configuration holds {name}, which JSON does not allow; use a number or a string")
+
+
+def _loads_strict(text: str) -> Any:
+    """JSON text → value; duplicate keys, NaN/Infinity and runaway nesting are errors, not guesses."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"configuration is nested deeper than {MAX_CONFIGURATION_DEPTH} levels") from None
+    except ValueError as err:
+        if str(err).startswith("configuration "):
+            raise
+        raise ValueError(f"configuration is not valid JSON ({err.args[0].split(':')[0]})") from None
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    """Raise ``ValueError`` naming the first part of ``value`` that is not plain, finite JSON."""
+    if depth > MAX_CONFIGURATION_DEPTH:
+        raise ValueError(f"configuration is nested deeper than {MAX_CONFIGURATION_DEPTH} levels (at {path})")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path} has a key that is not text: {key!r}")
+            _check_json(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{path} is {value}, which JSON does not allow; use a number or a string")
+    elif not (value is None or isinstance(value, (str, int))):
+        raise ValueError(f"{path} is {type(value).__name__}, not a JSON value (text, number, boolean, null)")
 
 
 def _json_type(value: Any) -> str:

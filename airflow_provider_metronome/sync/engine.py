@@ -54,6 +54,8 @@ _LOG_EACH = 200
 _KEY_VALUE_LIMIT = 60
 # Customers locked per call to the lock backend (one round trip for PostgreSQL).
 _LOCK_BLOCK = 64
+# Other rows named in a conflict's reason.
+_CONFLICTS_NAMED = 5
 
 
 @dataclass
@@ -412,19 +414,23 @@ class BillingConfigSync:
             if group.distinct > 1:
                 if not book:
                     continue
-                numbers = [r.row for r in group.rows]
+                # Name a few of the other rows, not all: N rows naming N-1 others each
+                # would make the log and the rejects file quadratic in N.
+                shown = [r.row for r in group.rows[: _CONFLICTS_NAMED + 1]]
                 for r in group.rows:
-                    others = ", ".join(str(n) for n in numbers if n != r.row)
+                    others = [n for n in shown if n != r.row][:_CONFLICTS_NAMED]
+                    more = group.size - 1 - len(others)
+                    listed = ", ".join(str(n) for n in others) + (f" and {more} more" if more else "")
                     self._reject(
                         r.row, r.key, "configuration",
-                        f"conflicts with row(s) {others}: same customer, billing provider and delivery "
+                        f"conflicts with row(s) {listed}: same customer, billing provider and delivery "
                         "method but a different configuration or tax_provider; keep one row",
                         r.billing_provider,
                     )  # fmt: skip
-                self.report.valid -= len(group.rows)
+                self.report.valid -= group.size
                 continue
-            if len(group.rows) > 1 and book:
-                extra = len(group.rows) - 1
+            if group.size > 1 and book:
+                extra = group.size - 1
                 self.report.duplicates += extra
                 self.report.count(first.billing_provider, "duplicates", extra)
             desired.append(first)

@@ -65,14 +65,20 @@ class StagedRow:
 
 @dataclass(slots=True)
 class IdentityGroup:
-    """All staged rows of one customer + billing provider + delivery method.
+    """The staged rows of one customer + billing provider + delivery method.
 
-    :param rows: the rows, in source order.
+    Identical rows need only the first (the others are counted), so memory stays
+    flat however many copies a table holds; conflicting rows are all kept, since
+    each one is rejected by its row number.
+
+    :param rows: the first row, or every row (in source order) when they conflict.
     :param distinct: how many different configurations they ask for.
+    :param size: how many rows the source holds for this identity.
     """
 
     rows: list[StagedRow]
     distinct: int
+    size: int = 1
 
 
 class Staging:
@@ -174,9 +180,13 @@ def _grouped(cursor: sqlite3.Cursor) -> Iterator[tuple[str, list[IdentityGroup]]
                 if current is not None:
                     yield current, groups
                 current, groups, last_identity = customer_id, [], None
+            identity = (customer_id, provider, dm_id)
+            if identity == last_identity:
+                groups[-1].size += 1
+                if distinct == 1:
+                    continue  # an identical copy: counted, not kept
             row_no, key, method, configuration, tax, given = json.loads(body)
             staged = StagedRow(row_no, key, customer_id, provider, dm_id, method, configuration, tax, given)
-            identity = (customer_id, provider, dm_id)
             if identity != last_identity:
                 groups.append(IdentityGroup([staged], distinct))
                 last_identity = identity

@@ -300,3 +300,35 @@ def test_options_are_checked(client: MetronomeClient) -> None:
         BillingConfigSync(client, SyncOptions(mode="upsert"))
     with pytest.raises(ValueError, match="batch_size"):
         BillingConfigSync(client, SyncOptions(batch_size=0))
+
+
+def test_rows_json_cannot_carry_are_rejected_and_the_good_rows_synced(
+    emulator: RunningEmulator, client: MetronomeClient
+) -> None:
+    """NaN or runaway nesting once crashed the whole write, naming no row."""
+    deep: Any = "leaf"
+    for _ in range(3000):
+        deep = [deep]
+    rows = [
+        stripe("acme", "cus_A"),
+        stripe("globex", "cus_G", configuration={"stripe_customer_id": "cus_G", "rate": float("nan")}),
+        stripe("initech", "cus_I", configuration={"stripe_customer_id": "cus_I", "x": deep}),
+        stripe("umbrella", "cus_U", configuration='{"stripe_customer_id": "cus_U", "r": Infinity}'),
+    ]
+    report = run(client, rows)
+    assert (report.created, report.rejected) == (1, 3)
+    assert sorted(r.row for r in report.rejections) == [2, 3, 4]
+    assert all(r.field == "configuration" for r in report.rejections)
+    assert [c["customer_id"] for c in active(emulator)] == [seeds.ACME]
+
+
+def test_many_conflicting_rows_cost_linear_time_and_space(
+    emulator: RunningEmulator, client: MetronomeClient
+) -> None:
+    """N rows of one identity that disagree once named N-1 rows each: a quadratic rejects file."""
+    rows = [stripe("acme", f"cus_{i % 2}") for i in range(3000)] + [stripe("globex", "cus_G")] * 2000
+    report = run(client, rows)
+    assert (report.rejected, report.duplicates, report.created) == (3000, 1999, 1)
+    reasons = [r.reason for r in report.rejections]
+    assert max(len(r) for r in reasons) < 250, max(reasons, key=len)
+    assert "and 2994 more" in reasons[0]

@@ -190,3 +190,41 @@ def test_non_mapping_row() -> None:
     found = parse_row(42)
     assert isinstance(found, list)
     assert found[0].field == "row"
+
+
+# -- configurations that JSON cannot carry faithfully: rejected per row, never guessed ----------
+
+_DEEP_TEXT = '{"stripe_customer_id": "cus_1", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"n": value}
+    return {"stripe_customer_id": "cus_1", "x": value}
+
+
+@pytest.mark.parametrize(
+    ("configuration", "words"),
+    [
+        ('{"stripe_customer_id": "cus_1", "rate": NaN}', "NaN"),
+        ('{"stripe_customer_id": "cus_1", "rate": -Infinity}', "-Infinity"),
+        ({"stripe_customer_id": "cus_1", "rate": float("nan")}, "configuration.rate is nan"),
+        ({"stripe_customer_id": "cus_1", "rate": [1, float("inf")]}, "configuration.rate[1] is inf"),
+        (_DEEP_TEXT, "nested deeper than 32"),
+        (_deep(40), "nested deeper than 32"),
+        ('{"stripe_customer_id": "cus_1", "stripe_customer_id": "cus_2"}', "'stripe_customer_id' twice"),
+        (b'{"stripe_customer_id": "cus_\xff"}', "not valid UTF-8"),
+        ({"stripe_customer_id": b"ab"}, "configuration.stripe_customer_id is bytes"),
+        ({"stripe_customer_id": "cus_1", 7: "x"}, "key that is not text"),
+    ],
+)
+def test_configuration_json_cannot_carry_is_rejected_with_its_place(configuration: Any, words: str) -> None:
+    found = problems(configuration=configuration)
+    assert [p.field for p in found] == ["configuration"]
+    assert words in found[0].reason, found[0].reason
+
+
+def test_deep_but_reasonable_configuration_is_kept() -> None:
+    row = parse_row({**GOOD, "configuration": _deep(30)})
+    assert isinstance(row, BillingConfigRow)
