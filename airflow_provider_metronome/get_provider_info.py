@@ -72,12 +72,14 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries of connection errors, timeouts, 408, 429 and 5xx.",
+                        "description": "Retries of connection errors, timeouts, 408 and 5xx "
+                        "(429s are retried for as long as the max total retry wait allows).",
                         "schema": {"type": ["integer", "null"], "default": 5},
                     },
                     "max_retry_wait": {
                         "label": "Max total retry wait (seconds)",
-                        "description": "All retries of one request wait at most this long together.",
+                        "description": "All retries of one request wait at most this long together "
+                        "(the budget of 429 retries).",
                         "schema": {"type": ["number", "null"], "default": 120},
                     },
                     "app_url": {

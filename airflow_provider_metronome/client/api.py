@@ -9,7 +9,9 @@ use the same code without Airflow.
 The SDK client is built with its own retries switched off: this module owns the
 policy (see :mod:`.retry`) so that a write keeps its Idempotency-Key across
 retries, switches to a fresh key after a 5xx (after asking the caller to check
-what was created), and never retries 409.
+what was created), retries 429s for as long as the request's wait budget lasts while
+the whole client slows down (:mod:`.throttle`), and retries a 409 only briefly and
+only with the same key.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_metronome.client.idempotency import retry_key
-from airflow_provider_metronome.client.retry import RetryPolicy, is_retryable_status
+from airflow_provider_metronome.client.retry import (
+    RetryLog,
+    RetryPolicy,
+    is_retryable_status,
+    retry_after_seconds,
+)
 from airflow_provider_metronome.client.throttle import AdaptiveRateLimiter
 from airflow_provider_metronome.exceptions import (
     MetronomeAPIError,
@@ -128,6 +135,7 @@ class MetronomeApi:
     _calls = 0
     _calls_lock = threading.Lock()
     _rate_limiter: AdaptiveRateLimiter | None = None
+    _retry_log: RetryLog | None = None
 
     @property
     def api_calls(self) -> int:
@@ -196,7 +204,9 @@ class MetronomeApi:
             return self._raw_sdk_cache
 
     def close(self) -> None:
-        """Close the HTTP connection pools."""
+        """Close the HTTP connection pools; log the retry counts not yet logged."""
+        if self._retry_log is not None and self._rate_limiter is not None:
+            self._retry_log.flush(self._rate_limiter.current_rate)
         for client in (self._sdk_cache, self._raw_sdk_cache):
             if client is not None:
                 client.close()
@@ -208,16 +218,20 @@ class MetronomeApi:
         token = self._settings_cache.token if self._settings_cache else ""
         return text.replace(token, "***") if token and len(token) >= 4 else text
 
-    def _api_error(self, err: Any, method: str, path: str, attempts: int) -> MetronomeAPIError:
-        status = int(err.status_code)
+    @staticmethod
+    def _api_message(err: Any) -> str:
+        """Metronome's ``message`` of an SDK ``APIStatusError`` (or the reason phrase)."""
         body = getattr(err, "body", None)
         message = ""
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             message = body["message"]
         elif isinstance(body, str) and body:
             message = body[:500]
-        if not message:
-            message = err.response.reason_phrase or "no message"
+        return message or err.response.reason_phrase or "no message"
+
+    def _api_error(self, err: Any, method: str, path: str, attempts: int) -> MetronomeAPIError:
+        status = int(err.status_code)
+        message = self._api_message(err)
         if status in (401, 403):
             message = f"{message} — check the API token in {self.settings.source}"
         request_id = err.response.headers.get("x-request-id")
@@ -230,12 +244,15 @@ class MetronomeApi:
             attempts=attempts,
         )
 
-    def _limiter(self) -> AdaptiveRateLimiter:
-        if self._rate_limiter is None:
+    def _limiter(self) -> tuple[AdaptiveRateLimiter, RetryLog]:
+        # One pace and one retry log for the whole client: every thread shares them.
+        if self._rate_limiter is None or self._retry_log is None:
             with self._build_lock:
+                if self._retry_log is None:
+                    self._retry_log = RetryLog(log)
                 if self._rate_limiter is None:
                     self._rate_limiter = AdaptiveRateLimiter()
-        return self._rate_limiter
+        return self._rate_limiter, self._retry_log
 
     def _request(
         self,
@@ -253,14 +270,15 @@ class MetronomeApi:
         :param path: API path, for messages.
         :param send: performs the request; receives the extra headers to send.
         :param idempotency_key: key for a write. Kept across retries of a lost answer
-            (connection error, timeout, 408, 429); replaced after a 5xx.
+            (connection error, timeout, 408, 429) and of a 409 (the key may be in use
+            by a concurrent request); replaced after a 5xx.
         :param verify: for writes; called after a 5xx to check whether the write was
             applied anyway. A non-``None`` result is returned as the write's result.
         :param max_retries: overrides the policy's retry count (``test_connection`` uses 0).
         """
         from metronome import APIConnectionError, APIStatusError
 
-        attempts = _Attempts(self, method, path, max_retries)
+        attempts = _Attempts(self, method, path, max_retries, keyed=idempotency_key is not None)
         key = idempotency_key
         while True:
             delay = attempts.start()
@@ -273,7 +291,9 @@ class MetronomeApi:
                 wait, status = attempts.failed(err)
                 if status is not None and status >= 500 and key is not None:
                     # The answer is cached under this key and the write may have been
-                    # applied: check, then go on with a new key (api-conventions.yaml).
+                    # applied: "verify that resource was not partially created and retry
+                    # using a different key"
+                    # (https://docs.metronome.com/api-reference/status-codes.md).
                     if verify is not None:
                         applied = verify()
                         if applied is not None:
@@ -527,35 +547,89 @@ class MetronomeApi:
     # -- health ------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Make one cheap authenticated read; return ``(ok, message)``."""
+        """Make one cheap authenticated read, one attempt; return ``(ok, message)``.
+
+        The read is ``GET /v1/customers?limit=1``. Airflow's *Test* button runs this
+        on a connection id of its own making, so the message names what was tested
+        (the base URL and the request) and, on failure, what failed (the status and
+        Metronome's message, or the network error). It never holds the token.
+        """
+        from metronome import APIConnectionError, APIStatusError
+
+        call = "GET /v1/customers"
         try:
             base_url = self.settings.base_url
             sdk = self._sdk()
-
-            def send(headers: dict[str, str]) -> Any:
-                return sdk.v1.customers.list(limit=1, extra_headers=headers)
-
-            self._request("GET", "/v1/customers", send, max_retries=0)
-        except Exception as err:  # the message is shown in the UI; it never holds the token
-            return False, self._scrub(str(err))
-        return True, f"Connected to Metronome at {base_url}"
+        except Exception as err:  # the connection is unusable: no token, bad base URL
+            return False, self._scrub(f"Cannot test the Metronome connection: {err}")
+        self._count_call()
+        try:
+            page = _json(sdk.v1.customers.with_raw_response.list(limit=1))
+        except APIStatusError as err:
+            status = int(err.status_code)
+            message = self._api_message(err)
+            if status in (401, 403):
+                text = (
+                    f"Metronome at {base_url} refused the API token: {call} answered {status} "
+                    f"({message}); check the token and its environment (sandbox or production)"
+                )
+            else:
+                text = f"Metronome at {base_url} answered {status} to {call}: {message}"
+                if status == 404:
+                    text += "; is the base URL right?"
+            request_id = err.response.headers.get("x-request-id")
+            if request_id:
+                text += f" (request id {request_id})"
+            return False, self._scrub(text)
+        except APIConnectionError as err:
+            reason = _transport_reason(err)
+            return False, self._scrub(f"Could not reach Metronome at {base_url} ({call}): {reason}")
+        except ValueError:
+            return False, self._scrub(
+                f"{base_url} answered {call} with a body that is not JSON; is the base URL right?"
+            )
+        except Exception as err:
+            return False, self._scrub(
+                f"{call} to {base_url} failed: {type(err).__name__}: {err}; is the base URL right?"
+            )
+        if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+            return False, (
+                f"{base_url} answered {call} with 200 but not like the Metronome API (no data list); "
+                "is the base URL right?"
+            )
+        return True, f"Connected to Metronome at {base_url}: the API token was accepted ({call})"
 
 
 class _Attempts:
-    """The attempts of one request: pacing, when to give up, how long to wait.
+    """The attempts of one request: pacing, when to give up, how long to wait, what to log.
 
-    Shared by the synchronous loop (:meth:`MetronomeApi._request`) and the asyncio
-    one (:mod:`.aio`), so both retry exactly alike.
+    Each kind of failure has its own count: connection errors, timeouts, 408 and 5xx
+    share ``max_retries``; 429s are retried for as long as the wait budget
+    (``max_total_wait``) lasts; a 409 to a keyed write gets ``conflict_retries``.
+    Every retry wait of the request counts against that budget (pacing does not:
+    it is the client taking turns, not the request failing).
     """
 
-    def __init__(self, api: MetronomeApi, method: str, path: str, max_retries: int | None = None) -> None:
+    def __init__(
+        self,
+        api: MetronomeApi,
+        method: str,
+        path: str,
+        max_retries: int | None = None,
+        *,
+        keyed: bool = False,
+    ) -> None:
         self.api = api
         self.method = method
         self.path = path
         self.policy = api.settings.retry
         self.retries = self.policy.max_retries if max_retries is None else max_retries
-        self.limiter = api._limiter()
+        self.keyed = keyed
+        self.limiter, self.log = api._limiter()
         self.attempt = 0
+        self.errors = 0
+        self.throttled = 0
+        self.conflicts = 0
         self.waited = 0.0
 
     def start(self) -> float:
@@ -566,6 +640,7 @@ class _Attempts:
 
     def succeeded(self) -> None:
         self.limiter.on_success()
+        self.log.tick(self.limiter.current_rate)
 
     def failed(self, err: Exception) -> tuple[float, int | None]:
         """Decide after a failed attempt: ``(seconds to wait, HTTP status or None)``, or raise.
@@ -575,36 +650,67 @@ class _Attempts:
         from metronome import APIStatusError
 
         last: Exception
+        status: int | None = None
+        headers: Any = None
         if isinstance(err, APIStatusError):
-            status: int | None = int(err.status_code)
-            assert status is not None
+            status = int(err.status_code)
+            headers = err.response.headers
             last = self.api._api_error(err, self.method, self.path, self.attempt)
             if status == 429:
-                self.limiter.on_throttled()
-            if not is_retryable_status(status) or self.attempt > self.retries:
+                # Counted for the whole client, logged as a periodic summary, retried
+                # while the budget lasts: "wait and try again later"
+                # (https://docs.metronome.com/api-reference/status-codes.md).
+                self.throttled += 1
+                self.limiter.on_throttled(retry_after_seconds(headers))
+                self.log.throttled(self.limiter.current_rate)
+                if self.retries <= 0:
+                    raise last from None
+                wait = self.policy.backoff(self.throttled, headers)
+                self._spend(wait, last)
+                return wait, status
+            if status == 409 and self.keyed and self.retries > 0:
+                # The key may be in use by a concurrent request: a key applies once the
+                # request "begins executing (passes validation and doesn't conflict with
+                # another concurrent request)"
+                # (https://docs.metronome.com/api-reference/idempotency.md). Same key,
+                # shortly: once that request is done its answer is replayed.
+                self.conflicts += 1
+                if self.conflicts > self.policy.conflict_retries:
+                    raise last from None
+                wait = self.policy.conflict_wait(self.conflicts)
+                self._spend(wait, last)
+                self._log_retry(f"HTTP 409 ({self._message(last)})", self.conflicts,
+                                self.policy.conflict_retries, wait)  # fmt: skip
+                return wait, status
+            if not is_retryable_status(status):
                 raise last from None
-            wait = self.policy.backoff(self.attempt, err.response.headers)
             reason = f"HTTP {status}"
         else:
-            status = None
             reason = self.api._scrub(_transport_reason(err))
             last = MetronomeConnectionError(reason, method=self.method, path=self.path, attempts=self.attempt)
-            if self.attempt > self.retries:
-                raise last from None
-            wait = self.policy.backoff(self.attempt)
+        self.errors += 1
+        if self.errors > self.retries:
+            raise last from None
+        wait = self.policy.backoff(self.errors, headers)
+        self._spend(wait, last)
+        self._log_retry(reason, self.errors, self.retries, wait)
+        return wait, status
+
+    def _spend(self, wait: float, last: Exception) -> None:
         if self.waited + wait > self.policy.max_total_wait:
             raise last from None
-        log.info(
-            "Metronome %s %s: %s, retry %d/%d in %.2fs",
-            self.method,
-            self.path,
-            reason,
-            self.attempt,
-            self.retries,
-            wait,
-        )
         self.waited += wait
-        return wait, status
+
+    @staticmethod
+    def _message(err: Exception) -> str:
+        text = getattr(err, "api_message", "") or str(err)
+        return text if len(text) <= 120 else f"{text[:117]}..."
+
+    def _log_retry(self, reason: str, number: int, of: int, wait: float) -> None:
+        self.log.retry(
+            "Metronome %s %s: %s, retry %d/%d in %.2fs",
+            self.method, self.path, reason, number, of, wait,
+        )  # fmt: skip
 
 
 class MetronomeClient(MetronomeApi):

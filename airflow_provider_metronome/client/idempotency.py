@@ -3,9 +3,11 @@
 A key is derived from the operation and a business key (for the sync engine: the
 exact payload plus the state it was computed against), so a retry of the same write
 carries the same key and Metronome replays the first answer instead of creating a
-second configuration. ``api-conventions.yaml`` says a 5xx answer is cached under its
-key too: after a 5xx the caller checks what was created and retries with a *new*
-key, which :func:`retry_key` gives.
+second configuration (https://docs.metronome.com/api-reference/idempotency.md). A 5xx
+answer is cached under its key too: after a 5xx the caller checks what was created
+and retries with a *new* key ("verify that resource was not partially created and
+retry using a different key", https://docs.metronome.com/api-reference/status-codes.md),
+which :func:`retry_key` gives.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """A local, stateful Metronome API for demos, tests and benchmarks.
 
 Start it with ``metronome-emulator --port 8080 --token T --seed seed.json`` (see
-``--help``). It serves the endpoints of ``shared/metronome-api/openapi.yaml`` with
-the request and response shapes given there, plus introspection under
-``/_emulator/`` (state, request log, stats, reset, seed, faults, save).
+``--help``). It serves the endpoints of the bundled ``openapi.yaml`` (a subset of
+Metronome's API reference, https://docs.metronome.com/api-reference) with the request
+and response shapes given there, plus introspection under ``/_emulator/`` (state,
+request log, stats, reset, seed, faults, save).
 
 Where the docs are silent, the emulator chooses, and says so here:
 
@@ -30,7 +31,13 @@ Where the docs are silent, the emulator chooses, and says so here:
 - **setUpBillingProvider** answers 409 when that provider + delivery method exists.
 - **Idempotency-Key.** Only executed answers are cached (2xx and 5xx); schema and
   reference errors (400/404/409) are not, so a fixed request can be re-sent. Keys live
-  for the emulator's lifetime (Metronome keeps them at least 24 h).
+  for the emulator's lifetime (Metronome keeps them at least 24 h). A key applies once
+  its request "begins executing (passes validation and doesn't conflict with another
+  concurrent request)" (https://docs.metronome.com/api-reference/idempotency.md): from
+  then until its answer (injected latency included) a second request with the same
+  key is answered 409 ``Idempotency-Key '...' is in use by a concurrent request``,
+  whatever its body; that 409 is not cached, so a retry after the first request
+  finished gets the replay.
 - **Secrets.** Avalara passwords and Anrok tokens are stored only as SHA-256 digests
   and shown as ``***`` in the request log.
 - **Paging.** ``GET /v1/customers`` pages with ``limit`` (1..100, default 50) and an

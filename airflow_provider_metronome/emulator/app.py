@@ -4,16 +4,20 @@ Order of work for every API request, chosen to mirror where a real API fails:
 
 1. bearer auth (401 ``{"message": ...}``; never cached);
 2. the token-bucket rate limit (429 with ``Retry-After`` / ``retry-after-ms``);
-3. injected latency;
-4. injected pre-execution faults: connection reset, 429, 500, 503 (never cached,
+3. injected pre-execution faults: connection reset, 429, 500, 503 (never cached,
    the request did not execute);
-5. JSON parsing and request-schema validation against the bundled OpenAPI subset
-   (400 naming the field; not cached: "applies once the request begins executing");
-6. Idempotency-Key (POST only): same key + same method, path and body replays the
+4. JSON parsing and request-schema validation against the bundled OpenAPI subset
+   (400 naming the field; not cached: a key "applies once the request begins
+   executing", https://docs.metronome.com/api-reference/idempotency.md);
+5. Idempotency-Key (POST only): same key + same method, path and body replays the
    first executed answer (header ``Idempotent-Replayed: true``); same key + other
-   body is a 409;
-7. execution; then, for writes, the injected commit-then-500 (the write stays
-   applied, the 500 is cached under the key like any executed answer).
+   body is a 409; a key whose request is still executing is a 409 too ("doesn't
+   conflict with another concurrent request", same page), not cached;
+6. execution, which takes the injected latency and holds the key all along; then,
+   for writes, the injected commit-then-500 (the write stays applied, the 500 is
+   cached under the key like any executed answer).
+
+Every answer but 401 and the rate limit's 429 comes after the injected latency.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     )
 
 
+async def _pause(seconds: float) -> None:
+    if seconds:
+        await asyncio.sleep(seconds)
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -101,6 +110,8 @@ class Emulator:
         self.requests: deque[dict[str, Any]] = deque(maxlen=request_log_size)
         self.seq = 0
         self.counts: Counter[str] = Counter()
+        # Idempotency-Keys whose request is executing right now.
+        self.executing: set[str] = set()
 
     # -- the API pipeline ----------------------------------------------------------------
 
@@ -149,10 +160,9 @@ class Emulator:
             self._log(request, operation, 429, key=key, body=None, fault="rate_limit")
             return _json(429, {"message": "Too many requests"}, FaultInjector.retry_after_headers(wait))
         latency = self.faults.latency()
-        if latency:
-            await asyncio.sleep(latency)
         fault = self.faults.pre_fault()
         if fault is not None:
+            await _pause(latency)
             self._log(
                 request, operation, 0 if fault == "reset" else int(fault), key=key, body=None, fault=fault
             )
@@ -175,19 +185,24 @@ class Emulator:
             try:
                 body = json.loads(raw) if raw else {}
             except ValueError as err:
+                await _pause(latency)
                 self._log(request, operation, 400, key=key, body=None)
                 return _json(400, {"message": f"body: invalid JSON ({err})"})
             problems = body_errors("post", spec_path, body)
             if problems:
+                await _pause(latency)
                 self._log(request, operation, 400, key=key, body=body)
                 return _json(400, {"message": "; ".join(problems[:5])})
 
         fingerprint = ""
         if key:
+            # No await from here to the key's registration: the check and the claim
+            # are one step for the event loop.
             fingerprint = _digest(f"{request.method} {request.url.path} {raw.decode(errors='replace')}")
             cached = self.state.idempotency.get(key)
             if cached is not None:
                 seen, status, answer = cached
+                await _pause(latency)
                 if seen != fingerprint:
                     self._log(request, operation, 409, key=key, body=body)
                     return _json(
@@ -196,14 +211,30 @@ class Emulator:
                     )
                 self._log(request, operation, status, key=key, body=body, replayed=True)
                 return _json(status, answer, {"Idempotent-Replayed": "true"})
+            if key in self.executing:
+                await _pause(latency)
+                self._log(request, operation, 409, key=key, body=body)
+                return _json(
+                    409,
+                    {
+                        "message": f"Idempotency-Key {key!r} is in use by a concurrent request; "
+                        "retry once it has finished"
+                    },
+                )
+            self.executing.add(key)
 
-        with self.state.lock:
-            status, answer = execute(body)
-        injected = None
-        if status == 200 and operation in WRITE_OPERATIONS and self.faults.commit_then_500():
-            status, answer, injected = 500, {"message": "Injected error after commit"}, "commit_then_500"
-        if key and (status < 400 or status >= 500):
-            self.state.idempotency[key] = (fingerprint, status, answer)
+        try:
+            await _pause(latency)
+            with self.state.lock:
+                status, answer = execute(body)
+            injected = None
+            if status == 200 and operation in WRITE_OPERATIONS and self.faults.commit_then_500():
+                status, answer, injected = 500, {"message": "Injected error after commit"}, "commit_then_500"
+            if key and (status < 400 or status >= 500):
+                self.state.idempotency[key] = (fingerprint, status, answer)
+        finally:
+            if key:
+                self.executing.discard(key)
         self._log(request, operation, status, key=key, body=body, fault=injected)
         return _json(status, answer)
 

@@ -1,8 +1,9 @@
 """Request validation against the bundled copy of the OpenAPI subset.
 
-``openapi.yaml`` here is a byte-for-byte copy of ``shared/metronome-api/openapi.yaml``
-(a test keeps them equal), so the emulator validates the same contract the
-contract tests check, even when installed from a wheel.
+``openapi.yaml`` here is the OpenAPI subset assembled from Metronome's API reference
+pages (https://docs.metronome.com/api-reference), the same file the contract tests
+check (a test keeps the copies equal), so the emulator validates that contract even
+when installed from a wheel.
 """
 
 from __future__ import annotations

@@ -58,8 +58,10 @@ class MetronomeHook(MetronomeApi, BaseHook):
     for the production API, no link for other hosts).
 
     Every typed method (see :class:`~airflow_provider_metronome.client.api.MetronomeApi`)
-    retries connection errors, timeouts, 408, 429 and 5xx with exponential backoff and
-    jitter, honouring ``Retry-After``; other 4xx fail at once with the API's message.
+    retries connection errors, timeouts, 408 and 5xx (up to ``max_retries`` times) and
+    429 (for as long as ``max_retry_wait`` allows) with exponential backoff and jitter,
+    never waiting less than the server's ``Retry-After``; other 4xx fail at once with
+    the API's message.
 
     :param metronome_conn_id: the Airflow connection id of type ``metronome``.
     :param timeout: overrides the connection's ``timeout``.

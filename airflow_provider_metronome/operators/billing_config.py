@@ -42,8 +42,9 @@ class SetBillingProviderConfigOperator(BaseOperator):
     :param parameters: parameters of ``sql``, in the driver's style. (templated)
     :param metronome_conn_id: the ``metronome`` connection. (templated)
     :param mode: ``create_missing`` (default) creates what is missing and touches
-        nothing else; ``replace`` also archives, before creating, the other active
-        configurations of each customer + billing provider in the rows. (templated)
+        nothing else; ``replace`` also archives, once the new ones are created, the
+        other active configurations of each customer + billing provider in the rows
+        (never when Metronome refused the new one). (templated)
     :param dry_run: plan only: log exactly what would be created or archived, change
         nothing. (templated, as the attribute ``dry_run_enabled``)
     :param batch_size: configurations per create request.

@@ -10,10 +10,11 @@ whole source:
 2. **Reconcile.** Staged rows come back grouped by customer. Identical rows collapse
    into one (the others count as duplicates); rows that disagree about the same
    customer + billing provider + delivery method are all rejected (never guess).
-   Customer by customer, as one pipeline, the engine reads their configurations
-   (``max_concurrency`` requests in flight), diffs (:mod:`.diff`), archives
-   superseded configurations in ``replace`` mode and creates what is missing in
-   batches (:mod:`.writer`).
+   Customer by customer, as one pipeline, the engine locks each customer
+   (:mod:`.locks`), reads its configurations (``max_concurrency`` requests in
+   flight), diffs (:mod:`.diff`), creates what is missing in batches
+   (:mod:`.writer`) and then, in ``replace`` mode, archives what the new
+   configurations supersede.
 
 Bad rows never sink good rows: every rejection is reported with its row number,
 key, field and reason, and the good rows are synced. Deciding whether the number of
@@ -306,9 +307,10 @@ class BillingConfigSync:
         (``max_concurrency`` threads) with a window of twice that queued, so the
         network never idles at block boundaries. Plans are booked in this thread as
         reads complete (in order); creates are batched and each full batch is
-        written in the pool. In ``replace`` mode a customer's archive runs in the
-        pool first, and its creates are queued only once the archive succeeded. A
-        customer's lock is released once all of its writes are answered.
+        written in the pool. In ``replace`` mode a customer's archive runs once all
+        of its creates succeeded (never when one was refused, so the customer never
+        has fewer active configurations than before). A customer's lock is released
+        once all of its writes are answered.
 
         Customers another sync holds are skipped, then taken up again once the
         whole pass is done (:meth:`_wait_for_held`).
@@ -353,11 +355,13 @@ class BillingConfigSync:
         """Finish everything in flight; release every lock it held."""
         while pipe.reads:
             self._book_read(pipe, *pipe.reads.popleft())
-        while pipe.archives:
-            self._book_archive_done(pipe, pipe.archives.popleft().result())
         self._flush(pipe, force=True)
-        while pipe.writes:
-            self._book_written(pipe, pipe.writes.popleft().result())
+        # Answered writes may start archives (replace mode), so wait for both together.
+        while pipe.writes or pipe.archives:
+            if pipe.writes:
+                self._book_written(pipe, pipe.writes.popleft().result())
+            else:
+                self._book_archive_done(pipe, pipe.archives.popleft().result())
         pipe.release_done()
 
     def _wait_for_held(
@@ -455,34 +459,52 @@ class BillingConfigSync:
             self.report.unchanged += 1
             self.report.count(row.billing_provider, "unchanged")
             self.report.add_tax_delivery_method(row.tax_provider, row.delivery_method_id)
-        if plan.archive and not self.options.dry_run:
+        if self.options.dry_run:
+            if plan.archive:
+                self._book_archived(plan)
+            for row in plan.create:
+                self._record_created(row, None)
+            pipe.done(customer_id)
+        elif plan.create:
+            # Create first, archive once every create of the customer succeeded: a
+            # refused create never leaves the customer with fewer active configurations.
+            pipe.writing[customer_id] = len(plan.create)
+            if plan.archive:
+                pipe.then_archive[customer_id] = plan
+            pipe.pending.extend(plan.create)
+            self._flush(pipe)
+        elif plan.archive:
             pipe.archives.append(pipe.pool.submit(self._archive, plan))
-            return
-        self._book_archive_done(pipe, plan)
+        else:
+            pipe.done(customer_id)
 
     def _archive(self, plan: CustomerPlan) -> CustomerPlan:
-        """In a worker: archive the superseded configurations of one customer.
-
-        Archive before creating: archiving frees the uniqueness keys the new
-        configurations may need (see the archive endpoint's docs).
-        """
+        """In a worker: archive the superseded configurations of one customer."""
         ids = sorted(c["id"] for c in plan.archive)
         key = idempotency_key("archiveCustomerBillingProviderConfigurations", [plan.customer_id, ids])
         self.api.archive_billing_provider_configurations(plan.customer_id, ids, idempotency_key=key)
         return plan
 
     def _book_archive_done(self, pipe: _Pipeline, plan: CustomerPlan) -> None:
-        """Book a plan whose archive (if any) is done; queue its creates."""
-        if plan.archive:
-            self._book_archived(plan)
-        if self.options.dry_run or not plan.create:
-            for row in plan.create:
-                self._record_created(row, None)
-            pipe.done(plan.customer_id)
-            return
-        pipe.writing[plan.customer_id] = len(plan.create)
-        pipe.pending.extend(plan.create)
-        self._flush(pipe)
+        """Book an archive Metronome answered; the customer is done."""
+        self._book_archived(plan)
+        pipe.done(plan.customer_id)
+
+    def _writes_answered(self, pipe: _Pipeline, customer_id: str) -> None:
+        """Every create of a customer is answered: archive what they supersede, or finish."""
+        plan = pipe.then_archive.pop(customer_id, None)
+        refused = customer_id in pipe.refused
+        pipe.refused.discard(customer_id)
+        if plan is None:
+            pipe.done(customer_id)
+        elif refused:
+            self.log.warning(
+                "Kept the %d configuration(s) of customer %s that replace mode would archive: "
+                "Metronome refused their replacement (see the rejected rows)", len(plan.archive), customer_id,
+            )  # fmt: skip
+            pipe.done(customer_id)
+        else:
+            pipe.archives.append(pipe.pool.submit(self._archive, plan))
 
     def _harvest(self, pipe: _Pipeline) -> None:
         while pipe.archives and pipe.archives[0].done():
@@ -502,13 +524,15 @@ class BillingConfigSync:
 
     def _book_written(self, pipe: _Pipeline, result: tuple[Created, Rejected]) -> None:
         created, refused = result
-        for row, config_id in created:
-            self._record_created(row, config_id)
-            pipe.wrote(row.customer_id)
         for row, where, reason in refused:
             self.report.valid -= 1
             self._reject(row.row, row.key, where, reason, row.billing_provider)
-            pipe.wrote(row.customer_id)
+            pipe.refused.add(row.customer_id)
+        for row, config_id in created:
+            self._record_created(row, config_id)
+        for row in [r for r, _ in created] + [r for r, _, _ in refused]:
+            if pipe.wrote(row.customer_id):
+                self._writes_answered(pipe, row.customer_id)
 
     def _record_created(self, row: StagedRow, config_id: str | None) -> None:
         self.report.created += 1
@@ -601,6 +625,10 @@ class _Pipeline:
     pending: list[StagedRow] = field(default_factory=list)
     # customer → rows whose create is not answered yet (its lock is held until 0)
     writing: dict[str, int] = field(default_factory=dict)
+    # replace mode: customer → plan whose archive waits for its creates
+    then_archive: dict[str, CustomerPlan] = field(default_factory=dict)
+    # customers with a refused create (their archive is skipped)
+    refused: set[str] = field(default_factory=set)
     # customers whose work is done: their locks are released in one call
     finished: list[str] = field(default_factory=list)
 
@@ -608,14 +636,14 @@ class _Pipeline:
         """Nothing more will be written for this customer."""
         self.finished.append(customer_id)
 
-    def wrote(self, customer_id: str) -> None:
-        """One create of this customer was answered."""
+    def wrote(self, customer_id: str) -> bool:
+        """One create of this customer was answered; return whether it was the last."""
         left = self.writing[customer_id] - 1
         if left:
             self.writing[customer_id] = left
-        else:
-            del self.writing[customer_id]
-            self.finished.append(customer_id)
+            return False
+        del self.writing[customer_id]
+        return True
 
     def release_done(self) -> None:
         if self.finished:

@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from tests.conftest import TOKEN
 SPEC = Path(__file__).resolve().parents[2] / "airflow_provider_metronome" / "emulator" / "openapi.yaml"
 SHARED_SPEC = Path(__file__).resolve().parents[3] / "shared" / "metronome-api" / "openapi.yaml"
 
+SET_PATH = "/v1/setCustomerBillingProviderConfigurations"
 STRIPE_ROW = {
     "customer_id": seeds.ACME,
     "billing_provider": "stripe",
@@ -360,6 +364,55 @@ def test_cached_error_is_replayed_and_validation_errors_are_not_cached(emulator:
     assert good.status_code == 200
 
 
+def test_a_key_in_use_by_a_concurrent_request_is_409_until_that_request_is_done(
+    emulator: RunningEmulator,
+) -> None:
+    # "applies once the request begins executing (passes validation and doesn't conflict
+    # with another concurrent request)": https://docs.metronome.com/api-reference/idempotency.md
+    emulator.admin("faults", {"latency_ms": 1000})
+    body = {"data": [STRIPE_ROW]}
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(raw, emulator, "POST", SET_PATH, body, Idempotency_Key="k-busy")
+        time.sleep(0.3)
+        second = pool.submit(raw, emulator, "POST", SET_PATH, body, Idempotency_Key="k-busy")
+        done, refused = first.result(), second.result()
+    assert done.status_code == 200
+    assert refused.status_code == 409
+    assert "in use by a concurrent request" in refused.json()["message"]
+    assert len(emulator.admin("state")["billing_provider_configurations"]) == 1
+
+    emulator.admin("faults", {"latency_ms": 0})
+    again = raw(emulator, "POST", SET_PATH, body, Idempotency_Key="k-busy")
+    assert again.status_code == 200, "the 409 was not cached"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == done.json()
+    assert len(emulator.admin("state")["billing_provider_configurations"]) == 1
+
+
+def test_the_same_batch_written_twice_at_once_with_one_key_is_created_once(
+    emulator: RunningEmulator,
+) -> None:
+    emulator.admin("faults", {"latency_ms": 500})
+    rows = [STRIPE_ROW, {**STRIPE_ROW, "customer_id": seeds.GLOBEX}]
+    client = MetronomeClient(emulator.url, TOKEN)  # the default policy
+    start = threading.Barrier(2)
+
+    def write() -> list[dict[str, Any]]:
+        start.wait()
+        return client.set_billing_provider_configurations(rows, idempotency_key="apm-same-batch")
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = (f.result() for f in [pool.submit(write) for _ in range(2)])
+    client.close()
+    assert [c["id"] for c in a] == [c["id"] for c in b]
+    state = emulator.admin("state")["billing_provider_configurations"]
+    assert sorted(c["id"] for c in state) == sorted(c["id"] for c in a), "exactly one set created"
+    writes = [r for r in emulator.admin("requests")["data"] if r["path"] == SET_PATH]
+    assert 409 in [r["status"] for r in writes], "the two writes did overlap"
+    assert {r["idempotency_key"] for r in writes} == {"apm-same-batch"}
+    assert [r["replayed"] for r in writes if r["status"] == 200].count(True) == 1
+
+
 # -- faults, seen by the real client ------------------------------------------------------------
 
 
@@ -407,8 +460,6 @@ def test_commit_then_500_does_not_duplicate_with_the_client(
 
 
 def test_latency_is_added(emulator: RunningEmulator, client: MetronomeClient) -> None:
-    import time
-
     emulator.admin("faults", {"latency_ms": 120})
     start = time.perf_counter()
     client.get_customer(seeds.ACME)

@@ -252,9 +252,7 @@ def test_lock_conn_id_must_be_postgres(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_LITE", f"sqlite:///{tmp_path / 'locks.db'}")
-    dr = run_dag(
-        sync_dag("sync_lite_locks", configurations=ROWS, lock_conn_id="lite"), "sync_lite_locks"
-    )
+    dr = run_dag(sync_dag("sync_lite_locks", configurations=ROWS, lock_conn_id="lite"), "sync_lite_locks")
     assert task_states(dr) == {"sync": "failed"}
     assert active(emulator) == [], "nothing is written without the locks asked for"
 

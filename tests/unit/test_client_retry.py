@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from typing import TYPE_CHECKING
 
 import httpx
@@ -78,7 +79,8 @@ def test_429_waits_what_retry_after_asks(client: MetronomeClient, sleeps: list[f
 
 
 @respx.mock
-def test_retry_after_ms_wins_over_retry_after(client: MetronomeClient, sleeps: list[float]) -> None:
+def test_retry_after_ms_wins_over_retry_after(sleeps: list[float]) -> None:
+    client = MetronomeClient(BASE, TOKEN, retry=RetryPolicy(initial_backoff=0.01, jitter=0.0))
     respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
         side_effect=[
             httpx.Response(429, json={"message": "x"}, headers={"Retry-After": "3", "retry-after-ms": "150"}),
@@ -87,6 +89,113 @@ def test_retry_after_ms_wins_over_retry_after(client: MetronomeClient, sleeps: l
     )
     client.get_customer(CUSTOMER)
     assert sleeps == [0.15]
+
+
+@respx.mock
+def test_each_429_waits_at_least_what_was_asked_and_longer_each_time(
+    client: MetronomeClient, sleeps: list[float]
+) -> None:
+    # Backoff 0.5, 1, 2, 4, 8 s against Retry-After 3 s: the larger of the two, each time.
+    limited = httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "3"})
+    respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        side_effect=[limited] * 5 + [httpx.Response(200, json={"data": _customer(1)})]
+    )
+    client.get_customer(CUSTOMER)
+    assert sleeps == [3.0, 3.0, 3.0, 4.0, 8.0]
+
+
+@respx.mock
+def test_a_small_retry_after_does_not_make_429_retries_quick(
+    client: MetronomeClient, sleeps: list[float]
+) -> None:
+    # The deployment that failed: the server asked for 0-80 ms each time.
+    limited = httpx.Response(429, json={"message": "slow down"}, headers={"retry-after-ms": "40"})
+    respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        side_effect=[limited] * 4 + [httpx.Response(200, json={"data": _customer(1)})]
+    )
+    client.get_customer(CUSTOMER)
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]
+
+
+@respx.mock
+def test_429_backoff_without_retry_after_is_exponential_with_jitter(sleeps: list[float]) -> None:
+    policy = RetryPolicy(initial_backoff=0.5, max_backoff=8.0, jitter=0.25, _random=random.Random(3))
+    client = MetronomeClient(BASE, TOKEN, retry=policy)
+    limited = httpx.Response(429, json={"message": "slow down"})
+    respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        side_effect=[limited] * 7 + [httpx.Response(200, json={"data": _customer(1)})]
+    )
+    client.get_customer(CUSTOMER)
+    ceilings = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert len(sleeps) == len(ceilings)
+    assert all(0.75 * top <= wait <= top for wait, top in zip(sleeps, ceilings, strict=True))
+    assert sleeps != ceilings, "jittered"
+
+
+@respx.mock
+def test_429s_are_retried_until_the_wait_budget_is_spent_not_after_max_retries(
+    sleeps: list[float],
+) -> None:
+    policy = RetryPolicy(max_retries=5, initial_backoff=0.5, max_backoff=8.0, jitter=0.0, max_total_wait=30.0)
+    client = MetronomeClient(BASE, TOKEN, retry=policy)
+    route = respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        return_value=httpx.Response(429, json={"message": "slow down"}, headers={"retry-after-ms": "10"})
+    )
+    with pytest.raises(MetronomeRateLimitError) as info:
+        client.get_customer(CUSTOMER)
+    # 0.5 + 1 + 2 + 4 + 8 + 8 = 23.5 s waited; one more 8 s wait would pass 30 s.
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert route.call_count == 7 > policy.max_retries + 1
+    assert info.value.attempts == 7
+
+
+@respx.mock
+def test_429s_do_not_use_up_the_retries_of_other_errors(client: MetronomeClient, sleeps: list[float]) -> None:
+    limited = httpx.Response(429, json={"message": "slow down"}, headers={"retry-after-ms": "10"})
+    busy = httpx.Response(503, json={"message": "busy"})
+    route = respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        side_effect=[*[limited, busy] * 5, limited, httpx.Response(200, json={"data": _customer(1)})]
+    )
+    assert client.get_customer(CUSTOMER)["name"] == "C1"
+    assert route.call_count == 12
+    assert sleeps == [0.5, 0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 8.0]
+
+
+@respx.mock
+def test_no_retries_means_one_attempt_even_for_429(sleeps: list[float]) -> None:
+    client = MetronomeClient(BASE, TOKEN, retry=RetryPolicy(max_retries=0))
+    route = respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        return_value=httpx.Response(429, json={"message": "slow down"})
+    )
+    with pytest.raises(MetronomeRateLimitError):
+        client.get_customer(CUSTOMER)
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+@respx.mock
+def test_429s_are_summed_up_in_the_log_not_logged_one_by_one(
+    client: MetronomeClient, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_provider_metronome.client")
+    limited = httpx.Response(429, json={"message": "slow down"}, headers={"retry-after-ms": "10"})
+    respx.get(f"{BASE}/v1/customers/{CUSTOMER}").mock(
+        side_effect=[limited] * 8 + [httpx.Response(200, json={"data": _customer(1)})] * 5
+    )
+    for _ in range(5):
+        client.get_customer(CUSTOMER)
+
+    def ours() -> list[str]:
+        # Only the client's own lines: httpx logs each request at INFO too (Airflow 2 shows them).
+        return [r.getMessage() for r in caplog.records if r.name.startswith("airflow_provider_metronome")]
+
+    lines = ours()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Metronome rate limit: 1 request answered 429 in the last ")
+    client.close()
+    lines = ours()
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("Metronome rate limit: 7 requests answered 429 in the last ")
 
 
 @respx.mock
@@ -135,13 +244,49 @@ def test_client_errors_fail_at_once(
 
 
 @respx.mock
-def test_409_is_not_retried(client: MetronomeClient, sleeps: list[float]) -> None:
+def test_409_without_a_key_is_not_retried(client: MetronomeClient, sleeps: list[float]) -> None:
+    route = respx.post(f"{BASE}{SET_PATH}").mock(
+        return_value=httpx.Response(409, json={"message": "ingest alias taken"})
+    )
+    with pytest.raises(MetronomeConflictError, match="ingest alias taken"):
+        client.set_billing_provider_configurations([CONFIG])
+    assert route.call_count == 1
+    assert sleeps == []
+    assert "Idempotency-Key" not in route.calls[0].request.headers
+
+
+@respx.mock
+def test_409_with_a_key_is_retried_with_the_same_key_and_gets_the_replay(
+    client: MetronomeClient, sleeps: list[float]
+) -> None:
+    in_use = httpx.Response(409, json={"message": "Idempotency-Key is in use by a concurrent request"})
+    route = respx.post(f"{BASE}{SET_PATH}").mock(
+        side_effect=[
+            in_use,
+            in_use,
+            httpx.Response(200, json=CREATED, headers={"Idempotent-Replayed": "true"}),
+        ]
+    )
+    created = client.set_billing_provider_configurations([CONFIG], idempotency_key="apm-key-409")
+    assert created[0]["id"] == CREATED["data"][0]["id"]
+    assert [call.request.headers["Idempotency-Key"] for call in route.calls] == ["apm-key-409"] * 3
+    assert sleeps == [0.1, 0.2]
+
+
+@respx.mock
+def test_409_that_persists_is_raised_after_a_few_short_waits(
+    client: MetronomeClient, sleeps: list[float]
+) -> None:
     route = respx.post(f"{BASE}{SET_PATH}").mock(
         return_value=httpx.Response(409, json={"message": "Idempotency-Key reused"})
     )
-    with pytest.raises(MetronomeConflictError, match="Idempotency-Key reused"):
+    with pytest.raises(MetronomeConflictError, match="Idempotency-Key reused") as info:
         client.set_billing_provider_configurations([CONFIG], idempotency_key="k-1")
-    assert route.call_count == 1
+    assert route.call_count == 6
+    assert info.value.attempts == 6
+    assert sleeps == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert sum(sleeps) < 5
+    assert {call.request.headers["Idempotency-Key"] for call in route.calls} == {"k-1"}
 
 
 @respx.mock
@@ -314,3 +459,73 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(httpx.Headers({})) is None
     date = "Wed, 21 Oct 2015 07:28:10 GMT"
     assert retry_after_seconds(httpx.Headers({"Retry-After": date}), now=1445412480.0) == 10.0
+
+
+# -- test_connection: the message names what was tested (Airflow's Test button uses a random conn id)
+
+
+@respx.mock
+def test_connection_success_names_the_base_url_and_the_request(client: MetronomeClient) -> None:
+    route = respx.get(f"{BASE}/v1/customers").mock(
+        return_value=httpx.Response(200, json={"data": [_customer(1)], "next_page": None})
+    )
+    ok, message = client.test_connection()
+    assert ok
+    assert message == f"Connected to Metronome at {BASE}: the API token was accepted (GET /v1/customers)"
+    assert route.calls[0].request.url.params["limit"] == "1"
+    assert client.api_calls == 1
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [401, 403])
+def test_connection_refused_token(client: MetronomeClient, sleeps: list[float], status: int) -> None:
+    route = respx.get(f"{BASE}/v1/customers").mock(
+        return_value=httpx.Response(status, json={"message": f"token {TOKEN} is not valid"})
+    )
+    ok, message = client.test_connection()
+    assert not ok
+    assert route.call_count == 1
+    assert f"Metronome at {BASE} refused the API token: GET /v1/customers answered {status}" in message
+    assert TOKEN not in message
+    assert "metronome_default" not in message
+
+
+@respx.mock
+@pytest.mark.parametrize(("status", "hint"), [(500, ""), (429, ""), (404, "is the base URL right?")])
+def test_connection_other_statuses(
+    client: MetronomeClient, sleeps: list[float], status: int, hint: str
+) -> None:
+    route = respx.get(f"{BASE}/v1/customers").mock(
+        return_value=httpx.Response(status, json={"message": "nope"}, headers={"x-request-id": "req-9"})
+    )
+    ok, message = client.test_connection()
+    assert not ok
+    assert route.call_count == 1, "one attempt"
+    assert sleeps == []
+    assert message.startswith(f"Metronome at {BASE} answered {status} to GET /v1/customers: nope")
+    assert hint in message
+    assert "req-9" in message
+
+
+@respx.mock
+def test_connection_unreachable(client: MetronomeClient) -> None:
+    respx.get(f"{BASE}/v1/customers").mock(side_effect=httpx.ConnectError("Connection refused"))
+    ok, message = client.test_connection()
+    assert not ok
+    assert message.startswith(f"Could not reach Metronome at {BASE} (GET /v1/customers): ")
+    assert "Connection refused" in message
+
+
+@respx.mock
+def test_connection_to_something_that_is_not_metronome(client: MetronomeClient) -> None:
+    respx.get(f"{BASE}/v1/customers").mock(return_value=httpx.Response(200, text="<html>hello</html>"))
+    ok, message = client.test_connection()
+    assert not ok
+    assert BASE in message
+    assert "is the base URL right?" in message
+
+
+def test_connection_without_a_token() -> None:
+    ok, message = MetronomeClient(BASE, "").test_connection()
+    assert not ok
+    assert "No API token" in message

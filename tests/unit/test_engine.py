@@ -163,7 +163,7 @@ def test_changed_configuration_creates_and_replace_archives(
     )
 
 
-def test_replace_archives_before_creating(emulator: RunningEmulator, client: MetronomeClient) -> None:
+def test_replace_creates_before_archiving(emulator: RunningEmulator, client: MetronomeClient) -> None:
     run(client, [stripe("acme", "cus_A")])
     emulator.admin("requests", method="DELETE")
     run(client, [stripe("acme", "cus_B")], mode="replace")
@@ -173,9 +173,9 @@ def test_replace_archives_before_creating(emulator: RunningEmulator, client: Met
         if r["method"] == "POST" and "get" not in r["operation"] and "list" not in r["operation"]
     ]
     assert writes == [
-        "archiveCustomerBillingProviderConfigurations",
         "setCustomerBillingProviderConfigurations",
-    ]
+        "archiveCustomerBillingProviderConfigurations",
+    ], "the old configuration is archived only once its replacement exists"
 
 
 def test_dry_run_changes_nothing_and_plans_exactly(
@@ -332,3 +332,28 @@ def test_many_conflicting_rows_cost_linear_time_and_space(
     reasons = [r.reason for r in report.rejections]
     assert max(len(r) for r in reasons) < 250, max(reasons, key=len)
     assert "and 2994 more" in reasons[0]
+
+
+class _RefusesOneCustomer(MetronomeClient):
+    """The real client, but Metronome refuses every new configuration of one customer (a 400)."""
+
+    refused = seeds.ACME
+
+    def set_billing_provider_configurations(self, configurations: Any, **kwargs: Any) -> Any:
+        from airflow_provider_metronome.exceptions import MetronomeBadRequestError
+
+        if any(c["customer_id"] == self.refused for c in configurations):
+            raise MetronomeBadRequestError(400, "data[0].configuration: refused for this test")
+        return super().set_billing_provider_configurations(configurations, **kwargs)
+
+
+def test_replace_keeps_the_old_configuration_when_the_new_one_is_refused(
+    emulator: RunningEmulator, client: MetronomeClient
+) -> None:
+    """Archiving first once left a customer with no active configuration when the create failed."""
+    run(client, [stripe("acme", "cus_old"), stripe("globex", "cus_G_old")])
+    refusing = _RefusesOneCustomer(emulator.url, TOKEN)
+    report = run(refusing, [stripe("acme", "cus_new"), stripe("globex", "cus_G_new")], mode="replace")
+    assert (report.created, report.archived, report.rejected) == (1, 1, 1)
+    by_customer = {c["customer_id"]: c["configuration"]["stripe_customer_id"] for c in active(emulator)}
+    assert by_customer == {seeds.ACME: "cus_old", seeds.GLOBEX: "cus_G_new"}, "Acme keeps its old one"
