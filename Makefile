@@ -11,11 +11,12 @@ export PRISM_BIN := $(PRISM)
 PYTEST_ARGS ?=
 WORKERS ?= 2
 
-.PHONY: help install lint format test test-fast test-matrix demo bench clean
+.PHONY: help install lint format test test-fast test-deployment test-matrix demo bench clean
 
 help:
 	@echo "make demo   — install, seed a SQLite warehouse, run the sync DAG against the emulator"
 	@echo "make test   — install, lint (ruff, mypy) and run the whole test suite"
+	@echo "make test-deployment — a real Airflow deployment (PostgreSQL) + real browser (Debian chromium)"
 	@echo "make lint   — ruff check, ruff format --check, mypy"
 	@echo "make bench  — performance comparisons (bench/)"
 	@echo "make test-matrix — hook, operators, engine and emulator tests on Airflow 2.11 and 3.0"
@@ -45,10 +46,20 @@ format: install
 	$(UV) run --frozen ruff format .
 
 test: lint $(PRISM)
-	$(UV) run --frozen pytest -n $(WORKERS) $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(WORKERS) -m "not deployment" $(PYTEST_ARGS)
 
 test-fast: install
-	$(UV) run --frozen pytest -n $(WORKERS) -m "not slow and not contract" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(WORKERS) -m "not slow and not contract and not deployment" $(PYTEST_ARGS)
+
+# -- a real deployment and a real browser (tests/deployment) ----------------------------
+# airflow api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate
+# processes on a fresh PostgreSQL database of METRONOME_TEST_POSTGRES_URL (.ci/run starts
+# the server), the emulator as a process, and Debian's chromium (apt-get install chromium;
+# APM_CHROMIUM overrides the path) driven by Playwright. One deployment per pytest
+# session, so no xdist. APM_UPDATE_SCREENSHOTS=1 rewrites docs/screenshots/*.png;
+# APM_KEEP_DEPLOYMENT=1 keeps the temporary AIRFLOW_HOME (logs).
+test-deployment: install
+	$(UV) run --frozen pytest -p no:xdist -p no:randomly -m deployment tests/deployment $(PYTEST_ARGS)
 
 # -- compatibility matrix ------------------------------------------------------------
 # The locked environment (make test) is the latest Airflow 3.x. These venvs add 2.11

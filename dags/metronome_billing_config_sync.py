@@ -62,7 +62,13 @@ with DAG(
     # Scheduled runs one at a time keeps the log readable; it is not what keeps
     # concurrent runs safe (backfills ignore it): the sync's customer locks do that.
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    # A task that runs past execution_timeout is stopped and retried; a sync of a few
+    # million rows takes well under an hour (see the README's Performance section).
+    default_args={
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=1),
+        "execution_timeout": pendulum.duration(hours=3),
+    },
     tags=["metronome", "billing"],
     doc_md=__doc__,
     params={

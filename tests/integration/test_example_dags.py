@@ -50,6 +50,7 @@ def test_dagbag_imports_without_errors_or_warnings() -> None:
     assert ours == [], [str(w.message) for w in ours]
     sync = bag.dags[SYNC_DAG]
     assert all(t.doc_md for t in sync.tasks), "every task explains itself in the UI"
+    assert all(t.execution_timeout for t in sync.tasks), "no task can hang forever"
 
 
 @pytest.mark.usefixtures("avalara_conn")
