@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from typing import TYPE_CHECKING
 
 import pytest
@@ -31,6 +32,35 @@ def test_rest_triggered_full_refresh_syncs_every_row(fresh: Deployment) -> None:
         )
     # Rows asking for tax_provider=avalara: the run's last task set the credentials.
     assert demo_data.STRIPE_DM in fresh.emulator.admin("state")["avalara_credentials"]
+
+    # One summary XCom per task: no key-by-key fan-out, no second copy.
+    assert _xcom_keys(fresh, run_id, "summarize", -1) == ["return_value"]
+    assert _xcom_keys(fresh, run_id, "sync_billing_configs", 0) == ["_link_MetronomeLink", "return_value"]
+    # The run's summary line is in the main log group, not folded into "Post Execute".
+    events = _log_events(fresh, run_id, "summarize")
+    summary = [i for i, e in enumerate(events) if e.startswith("Metronome sync: 150 rows read")]
+    assert summary, events
+    post = [i for i, e in enumerate(events) if "::group::Post Execute" in e]
+    assert not post or summary[0] < post[0], events
+
+
+def _xcom_keys(dep: Deployment, run_id: str, task_id: str, map_index: int) -> list[str]:
+    run = urllib.parse.quote(run_id, safe="")
+    page = dep.api(
+        "GET",
+        f"/dags/{harness.SYNC_DAG}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries?map_index={map_index}",
+    )
+    return sorted(str(e["key"]) for e in page["xcom_entries"])
+
+
+def _log_events(dep: Deployment, run_id: str, task_id: str) -> list[str]:
+    """The task's log lines (try 1) as the UI gets them, in order."""
+    run = urllib.parse.quote(run_id, safe="")
+    body = dep.api("GET", f"/dags/{harness.SYNC_DAG}/dagRuns/{run}/taskInstances/{task_id}/logs/1")
+    content = body.get("content", []) if isinstance(body, dict) else body
+    if isinstance(content, str):
+        return content.splitlines()
+    return [str(e.get("event", "")) if isinstance(e, dict) else str(e) for e in content]
 
 
 def test_avalara_credentials_dag_sets_the_connection_credentials(fresh: Deployment) -> None:
