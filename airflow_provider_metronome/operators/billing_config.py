@@ -190,7 +190,9 @@ class SetBillingProviderConfigOperator(BaseOperator):
                 sql = wrapped
                 self._prefiltered = True
         self.log.info("Reading rows from connection %r, %d per fetch", self.conn_id, self.fetch_size)
-        return iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size)
+        return _closed_when_done(
+            iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size), connection
+        )
 
     # -- rejects file ------------------------------------------------------------------------
 
@@ -292,6 +294,18 @@ class SetBillingProviderConfigOperator(BaseOperator):
             f"{report.rejected} row(s) rejected, more than max_rejected_rows={self.max_rejected_rows}; "
             f"the {report.created + report.unchanged} good row(s) are synced{where}:\n  {text}"
         )
+
+
+def _closed_when_done(rows: Iterator[Mapping[str, Any]], connection: Any) -> Iterator[Mapping[str, Any]]:
+    """Yield ``rows``, then close the warehouse connection at once.
+
+    The sync reads every row before it talks to Metronome for long; a connection kept
+    open meanwhile would sit "idle in transaction" on the warehouse.
+    """
+    try:
+        yield from rows
+    finally:
+        connection.close()
 
 
 def _as_bool(value: Any, name: str) -> bool:

@@ -84,6 +84,10 @@ class IdentityGroup:
 class Staging:
     """A temporary SQLite file of staged rows.
 
+    On POSIX the file is unlinked as soon as SQLite has opened it (no journal is
+    written next to it), so a task that is SIGKILLed leaves nothing behind: the
+    kernel frees the space when the process ends.
+
     :param directory: where to put the file (default: the system temp dir).
     """
 
@@ -107,6 +111,8 @@ class Staging:
             );
             """
         )
+        if os.name == "posix":
+            os.unlink(self.path)
 
     def add(self, rows: list[StagedRow]) -> None:
         """Stage a chunk of rows."""

@@ -357,3 +357,18 @@ def test_replace_keeps_the_old_configuration_when_the_new_one_is_refused(
     assert (report.created, report.archived, report.rejected) == (1, 1, 1)
     by_customer = {c["customer_id"]: c["configuration"]["stripe_customer_id"] for c in active(emulator)}
     assert by_customer == {seeds.ACME: "cus_old", seeds.GLOBEX: "cus_G_new"}, "Acme keeps its old one"
+
+
+def test_staging_leaves_no_file_behind_even_if_killed(tmp_path: Any) -> None:
+    """The staging file is unlinked once opened: a SIGKILLed task cannot leave it on disk."""
+    import os
+
+    from airflow_provider_metronome.sync.staging import StagedRow, Staging
+
+    staging = Staging(str(tmp_path))
+    assert os.listdir(tmp_path) == []
+    row = StagedRow(1, "k", seeds.ACME, "stripe", seeds.STRIPE_DM, DIRECT, {"a": 1}, None, "delivery_method")
+    staging.add([row, row])
+    [(customer, groups)] = list(staging.iter_customers())
+    assert (customer, groups[0].size, groups[0].rows) == (seeds.ACME, 2, [row])
+    staging.close()
