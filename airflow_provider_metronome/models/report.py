@@ -61,6 +61,9 @@ class SyncReport(BaseModel):
     duplicates: int = 0
     rejected: int = 0
     customers: int = 0
+    # Rejected rows whose customer another sync held past lock_timeout (not bad data:
+    # a retry syncs them).
+    held_elsewhere: int = 0
     # The customer, when the sync touched exactly one (the task's link opens its page).
     only_customer_id: str | None = None
     api_calls: int = 0
@@ -117,6 +120,7 @@ class SyncReport(BaseModel):
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "customers": self.customers,
+            "held_elsewhere": self.held_elsewhere,
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 2),
             "by_provider": self.by_provider,

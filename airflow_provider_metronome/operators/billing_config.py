@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
 from airflow_provider_metronome.hooks.metronome import MetronomeHook
 from airflow_provider_metronome.links import MetronomeLink, metronome_url
@@ -241,12 +241,15 @@ class SetBillingProviderConfigOperator(BaseOperator):
                 stack.callback(hook.close)
                 # Stored first, so a task that fails still links to the customers page.
                 MetronomeLink.persist(context, metronome_url(hook.app_url))
+                locks = self._locks()
+                if locks is not None:
+                    stack.callback(locks.close)  # also when reading the source fails
                 engine = BillingConfigSync(
                     hook,
                     options,
                     on_reject=self._rejects_writer(stack),
                     logger=self.log,  # type: ignore[arg-type]
-                    locks=self._locks(),
+                    locks=locks,
                 )
                 rows = self._rows(stack)
                 options.prefiltered = self._prefiltered
@@ -259,10 +262,16 @@ class SetBillingProviderConfigOperator(BaseOperator):
             raise AirflowFailException(str(err)) from None
         summary = report.summary()
         MetronomeLink.persist(context, metronome_url(hook.app_url, report.only_customer_id))
-        if report.rejected > self.max_rejected_rows:
+        if report.rejected - report.held_elsewhere > self.max_rejected_rows or report.held_elsewhere:
             # The task is about to fail: keep its summary where a successful run's is.
             context["ti"].xcom_push(key="return_value", value=summary)
         self._check_tolerance(report)
+        if report.held_elsewhere:
+            # Not bad data: another sync held these customers. A retry syncs them.
+            raise AirflowException(
+                f"{report.held_elsewhere} row(s) not synced yet: another sync held their customers for more "
+                f"than lock_timeout={self.lock_timeout:g}s; the task's retry syncs them"
+            )
         return summary
 
     def _locks(self) -> CustomerLocks | None:
@@ -283,7 +292,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
         return PostgresCustomerLocks(connection, f"PostgreSQL advisory locks on {self.lock_conn_id!r}")
 
     def _check_tolerance(self, report: SyncReport) -> None:
-        if report.rejected <= self.max_rejected_rows:
+        """Fail, without retries, when more rows than tolerated were rejected for their data."""
+        if report.rejected - report.held_elsewhere <= self.max_rejected_rows:
             return
         lines = [r.describe() for r in sorted(report.rejections, key=lambda r: r.row)[:10]]
         more = report.rejected - len(lines)

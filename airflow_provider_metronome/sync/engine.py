@@ -33,15 +33,24 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.client.idempotency import idempotency_key
-from airflow_provider_metronome.exceptions import MetronomeNotFoundError
+from airflow_provider_metronome.exceptions import (
+    MetronomeAPIError,
+    MetronomeConfigError,
+    MetronomeNotFoundError,
+)
 from airflow_provider_metronome.models.report import PlannedChange, Rejection, SyncReport
 from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
 from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
 from airflow_provider_metronome.sync.diff import MODES, CustomerPlan, plan_customer
-from airflow_provider_metronome.sync.locks import CustomerLocks, FileCustomerLocks, NoCustomerLocks
+from airflow_provider_metronome.sync.locks import (
+    LOCK_DIR_ENV,
+    CustomerLocks,
+    FileCustomerLocks,
+    NoCustomerLocks,
+)
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
-from airflow_provider_metronome.sync.sources import bucket, customer_key
+from airflow_provider_metronome.sync.sources import bucket, customer_key, placed_by_sql
 from airflow_provider_metronome.sync.staging import IdentityGroup, StagedRow, Staging
 from airflow_provider_metronome.sync.writer import BatchWriter, Created, Rejected
 
@@ -55,6 +64,8 @@ _LOG_EACH = 200
 _KEY_VALUE_LIMIT = 60
 # Customers locked per call to the lock backend (one round trip for PostgreSQL).
 _LOCK_BLOCK = 64
+# Seconds the oldest queued create may wait for its batch to fill.
+_PENDING_MAX_SECONDS = 2.0
 # Other rows named in a conflict's reason.
 _CONFLICTS_NAMED = 5
 
@@ -241,7 +252,7 @@ class BillingConfigSync:
                     continue
                 result = parse_row(raw)
                 if isinstance(result, list):
-                    if owned is None and not share.owns_resolved(_alias_text(raw), None):
+                    if owned is None and not share.owns_resolved(_raw_key_text(raw), None):
                         continue
                     self.report.rows_read += 1
                     key = row_key(raw)
@@ -249,6 +260,11 @@ class BillingConfigSync:
                     for problem in _merge(result):
                         self._reject(number, key, problem.field, problem.reason, _known(provider))
                     continue
+                if owned is None and result.customer_id is not None:
+                    # An id in an unusual shape: placed by its parsed (canonical) form.
+                    owned = share.owns_resolved("", result.customer_id)
+                    if not owned:
+                        continue
                 if owned:
                     self.report.rows_read += 1
                 parsed.append((number, row_key(raw), result, owned))
@@ -319,6 +335,35 @@ class BillingConfigSync:
         self.report.customers = total
         progress = Progress(self.log, "Customers reconciled", interval=self.options.progress_interval)
         pipe = _Pipeline(BatchWriter(self.api, {}), pool, locks)
+        try:
+            self._reconcile_all(staging, pipe, progress, total)
+        except BaseException as err:
+            self._hold_if_unsettled(pipe, err)
+            raise
+
+    def _hold_if_unsettled(self, pipe: _Pipeline, err: BaseException) -> None:
+        """Keep the locks a while when a write may still land at Metronome.
+
+        A write that timed out, lost its connection, got a 5xx or a 409 (its key still
+        in use) may be applied after the client gave up. Released now, its customers
+        could be read by another sync before that write lands, and created again.
+        Definite refusals (other 4xx) need no wait.
+        """
+        unsettled = bool(pipe.writing or pipe.writes or pipe.archives)
+        definite = isinstance(err, MetronomeAPIError) and 400 <= err.status < 500 and err.status != 409
+        if not unsettled or definite:
+            return
+        wait = min(float(getattr(getattr(self.api, "settings", None), "timeout", 60.0)), 120.0) + 5.0
+        self.log.warning(
+            "Keeping the locks of %d customer(s) for %.0fs: a write's outcome is unknown (%s), "
+            "and another sync must not read them before it lands",
+            len(pipe.writing), wait, type(err).__name__,
+        )  # fmt: skip
+        for future in list(pipe.writes) + list(pipe.archives):
+            future.cancel()
+        time.sleep(wait)
+
+    def _reconcile_all(self, staging: Staging, pipe: _Pipeline, progress: Progress, total: int) -> None:
         held_elsewhere: list[str] = []
         seen = 0
         for block in _chunks(staging.iter_customers(), _LOCK_BLOCK):
@@ -327,12 +372,13 @@ class BillingConfigSync:
             seen += len(block)
             wanted = [(customer_id, self._desired(groups)) for customer_id, groups in block]
             wanted = [(customer_id, rows) for customer_id, rows in wanted if rows]
-            taken = set(locks.try_acquire([customer_id for customer_id, _ in wanted]))
+            taken = set(pipe.locks.try_acquire([customer_id for customer_id, _ in wanted]))
             for customer_id, rows in wanted:
                 if customer_id in taken:
                     self._start_read(pipe, customer_id, rows)
                 else:
                     held_elsewhere.append(customer_id)
+            self._flush(pipe)  # sends a short batch that has waited too long
             pipe.release_done()
             progress.update(seen - len(held_elsewhere), total)
         self._drain(pipe)
@@ -399,6 +445,7 @@ class BillingConfigSync:
         for customer_id in waiting:
             for r in self._desired(staging.groups_of(customer_id), book=False):
                 self.report.valid -= 1
+                self.report.held_elsewhere += 1
                 self._reject(
                     r.row, r.key, "customer_id",
                     f"another sync kept customer {customer_id} locked for more than {timeout:.0f}s; "
@@ -471,6 +518,8 @@ class BillingConfigSync:
             pipe.writing[customer_id] = len(plan.create)
             if plan.archive:
                 pipe.then_archive[customer_id] = plan
+            if not pipe.pending:
+                pipe.pending_since = time.monotonic()
             pipe.pending.extend(plan.create)
             self._flush(pipe)
         elif plan.archive:
@@ -514,9 +563,13 @@ class BillingConfigSync:
 
     def _flush(self, pipe: _Pipeline, *, force: bool = False) -> None:
         size = self.options.batch_size
-        while len(pipe.pending) >= size or (force and pipe.pending):
+        # A short batch goes out once its oldest row has waited a while: its customers
+        # stay locked until it is answered, and another sync may be waiting for them.
+        stale = bool(pipe.pending) and time.monotonic() - pipe.pending_since > _PENDING_MAX_SECONDS
+        while len(pipe.pending) >= size or ((force or stale) and pipe.pending):
             batch = pipe.pending[:size]
             del pipe.pending[:size]
+            pipe.locks.verify()
             pipe.writes.append(pipe.pool.submit(pipe.writer.create, batch))
             # Bound the writes in flight: each holds a pool thread.
             while len(pipe.writes) > self.options.max_concurrency:
@@ -596,20 +649,26 @@ class _Share:
         if self.everything:
             return True
         key = customer_key(raw) if isinstance(raw, Mapping) else ""
-        if not key:
+        if not placed_by_sql(key):
             return None
         return True if self.prefiltered else bucket(key, self.partitions) == self.partition
 
     def owns_resolved(self, alias: str, customer_id: str | None) -> bool:
-        """Whether a row keyed by ``alias`` (resolved to ``customer_id``, if any) is this share's."""
+        """Whether a row whose customer is ``customer_id`` (resolved, or ``None``) is this share's.
+
+        :param alias: what the row names its customer by when it resolved to none: its
+            alias (or raw text), so that exactly one share reports it.
+        """
         if self.everything:
             return True
         return bucket(customer_id or alias, self.partitions) == self.partition
 
 
-def _alias_text(raw: Any) -> str:
-    value = raw.get("ingest_alias") if isinstance(raw, Mapping) else None
-    return "" if value is None else str(value)
+def _raw_key_text(raw: Any) -> str:
+    """What an unparseable row names its customer by, the same in every partition."""
+    if not isinstance(raw, Mapping):
+        return ""
+    return customer_key(raw) or ("" if raw.get("ingest_alias") is None else str(raw.get("ingest_alias")))
 
 
 @dataclass
@@ -623,6 +682,7 @@ class _Pipeline:
     archives: deque[Future[CustomerPlan]] = field(default_factory=deque)
     writes: deque[Future[tuple[Created, Rejected]]] = field(default_factory=deque)
     pending: list[StagedRow] = field(default_factory=list)
+    pending_since: float = 0.0
     # customer → rows whose create is not answered yet (its lock is held until 0)
     writing: dict[str, int] = field(default_factory=dict)
     # replace mode: customer → plan whose archive waits for its creates
@@ -654,9 +714,12 @@ class _Pipeline:
 def _default_locks() -> CustomerLocks:
     try:
         return FileCustomerLocks()
-    except (ImportError, OSError) as err:  # no fcntl (Windows) or no writable lock folder
-        log.warning("No customer locks (%s): run one sync of an account at a time", err)
-        return NoCustomerLocks()
+    except (ImportError, OSError) as err:  # no fcntl (Windows) or no usable lock folder
+        # Never sync without locks by accident: a concurrent run could then duplicate.
+        raise MetronomeConfigError(
+            f"Cannot take customer locks ({err}): set {LOCK_DIR_ENV} to a folder this user can "
+            "write, or use a PostgreSQL lock connection (lock_conn_id)"
+        ) from None
 
 
 def _merge(problems: list[RowProblem]) -> list[RowProblem]:

@@ -63,6 +63,10 @@ class CustomerLocks(Protocol):
         """Release everything still held."""
         ...
 
+    def verify(self) -> None:
+        """Raise if the locks may have been lost behind the holder's back (before a write)."""
+        ...
+
 
 def _digest(customer_id: str) -> bytes:
     # Customer ids are UUIDs, unique across Metronome accounts, so the id alone names
@@ -100,6 +104,7 @@ _TABLES_MUTEX = threading.Lock()
 
 
 def _table(path: str) -> _ProcessTable:
+    path = os.path.realpath(path)  # one descriptor per file, however the folder is spelled
     with _TABLES_MUTEX:
         table = _TABLES.get(path)
         if table is None:
@@ -168,6 +173,9 @@ class FileCustomerLocks:
     def close(self) -> None:
         self.release(list(self._held))
 
+    def verify(self) -> None:
+        return None  # the process holds them until it releases them or dies
+
 
 class PostgresCustomerLocks:
     """Customer locks as PostgreSQL session-level advisory locks.
@@ -212,7 +220,25 @@ class PostgresCustomerLocks:
             cursor.execute("SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
             cursor.fetchall()
 
+    def verify(self) -> None:
+        """Check the session still holds every lock taken (a dropped session drops its locks)."""
+        if not self._held:
+            return
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                "AND granted"
+            )
+            (count,) = cursor.fetchone()
+        if int(count) < len(set(self._held.values())):
+            raise RuntimeError(
+                f"{self.description}: the PostgreSQL session lost its advisory locks "
+                "(was it reset by a pooler or the server?); stopping before any further write"
+            )
+
     def close(self) -> None:
+        if getattr(self.connection, "closed", False):
+            return
         try:
             self.release(list(self._held))
         finally:
@@ -231,4 +257,7 @@ class NoCustomerLocks:
         return None
 
     def close(self) -> None:
+        return None
+
+    def verify(self) -> None:
         return None

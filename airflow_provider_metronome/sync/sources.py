@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,22 @@ def bucket(key: str, partitions: int) -> int:
     return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16) % partitions
 
 
+# The shape of a canonical UUID (8-4-4-4-12). Only keys of this shape are placed by SQL:
+# any other text (32 hex digits, braces, tabs or newlines around it) may parse to a
+# customer id that hashes elsewhere, so such rows reach every partition and are placed
+# once parsed.
+_UUID_SHAPE_LIKE = "________-____-____-____-____________"
+_UUID_SHAPE = re.compile(r"^.{8}-.{4}-.{4}-.{4}-.{12}$", re.DOTALL)
+
+
+def placed_by_sql(key: str) -> bool:
+    """Whether :func:`partition_sql` places a row with this :func:`customer_key`.
+
+    Rows it does not place reach every partition.
+    """
+    return bool(key) and _UUID_SHAPE.match(key) is not None
+
+
 def customer_key(row: Mapping[str, Any]) -> str:
     """A row's ``customer_id`` as :func:`partition_sql` hashes it.
 
@@ -116,7 +133,8 @@ def partition_sql(sql: str, dialect: str, partition: int, partitions: int) -> st
     key = _CUSTOMER_SQL.get(name) or _CUSTOMER_DEFAULT_SQL.format(text=_TEXT_TYPE[name])
     inner = sql.strip().rstrip(";")
     share = f"mod({md5_32.format(key=key)}, {int(partitions)}) = {int(partition)}"
-    return f"SELECT * FROM ({inner}) source WHERE coalesce({key}, '') = '' OR {share}"
+    unplaced = f"coalesce({key}, '') NOT LIKE '{_UUID_SHAPE_LIKE}'"
+    return f"SELECT * FROM ({inner}) source WHERE {unplaced} OR {share}"
 
 
 def register_sqlite_functions(connection: Any) -> bool:

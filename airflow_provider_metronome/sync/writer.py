@@ -7,8 +7,12 @@
 * After a 5xx the client asks :meth:`BatchWriter._verify`, which re-reads the batch's
   customers: rows already created are taken as done and only the rest is re-sent
   (with a new key).
-* A batch the API refuses (400/404/409) is split in halves until the bad rows stand
+* A batch the API refuses (400/404) is split in halves until the bad rows stand
   alone; they are rejected with the API's message and the good rows are created.
+* A 409 is never split: for a keyed write it means the key is still in use by a
+  request Metronome has not finished (https://docs.metronome.com/api-reference/idempotency.md),
+  whose outcome is unknown; re-sending its rows under new keys could create them
+  twice. It is raised, and the task's retry re-reads what was created.
 """
 
 from __future__ import annotations
@@ -17,11 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.client.idempotency import idempotency_key
-from airflow_provider_metronome.exceptions import (
-    MetronomeBadRequestError,
-    MetronomeConflictError,
-    MetronomeNotFoundError,
-)
+from airflow_provider_metronome.exceptions import MetronomeBadRequestError, MetronomeNotFoundError
 from airflow_provider_metronome.sync.diff import matches
 from airflow_provider_metronome.sync.staging import StagedRow
 
@@ -109,7 +109,7 @@ class BatchWriter:
             rest = [r for i, r in enumerate(rows) if i not in partial.found]
             self._create(rest, created, rejected)
             return
-        except (MetronomeBadRequestError, MetronomeNotFoundError, MetronomeConflictError) as err:
+        except (MetronomeBadRequestError, MetronomeNotFoundError) as err:
             if len(rows) == 1:
                 field, reason = api_field(err.api_message)
                 rejected.append((rows[0], field, f"Metronome refused it: {reason}"))

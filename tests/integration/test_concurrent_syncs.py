@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -233,4 +234,50 @@ def test_every_lock_is_released_when_the_sync_ends(many: RunningEmulator, tmp_pa
     other = FileCustomerLocks(str(tmp_path))
     ids = [seeds.customer_uuid(i) for i in range(60)]
     assert sorted(other.try_acquire(ids)) == sorted(ids)
+    other.close()
+
+
+def test_a_customer_id_in_an_unusual_shape_lands_with_its_customer(
+    many: RunningEmulator, tmp_path: Path
+) -> None:
+    """A trailing CR, a tab, upper case or spaces must not split one customer across partitions."""
+    cid = seeds.customer_uuid(7)
+    spellings = [f"{cid}\r", cid.upper(), f"\t{cid}", f"  {cid}  "]
+    source = [
+        {"customer_id": spelled, "billing_provider": "stripe", "delivery_method": DIRECT,
+         "configuration": {"stripe_customer_id": f"cus_{n}"}}
+        for n, spelled in enumerate(spellings)
+    ]  # fmt: skip
+    jobs = [{"rows": source, "options": {"partition": p, "partitions": 4}} for p in range(4)]
+    reports = sync_in_threads(many, tmp_path, jobs)
+    assert sum(r.rows_read for r in reports) == 4
+    assert [r.rejected for r in reports].count(4) == 1, "the four conflicting rows are judged together"
+    assert active(many) == []
+
+
+class _KeyStillInUse(MetronomeClient):
+    """Metronome keeps answering 409: the key is in use by a request it has not finished."""
+
+    def set_billing_provider_configurations(self, configurations: Any, **kwargs: Any) -> Any:
+        from airflow_provider_metronome.exceptions import MetronomeConflictError
+
+        raise MetronomeConflictError(409, "Idempotency-Key is in use by a concurrent request")
+
+
+def test_a_write_whose_outcome_is_unknown_is_never_split_and_keeps_its_locks(
+    many: RunningEmulator, tmp_path: Path
+) -> None:
+    from airflow_provider_metronome.exceptions import MetronomeConflictError
+
+    api = _KeyStillInUse(many.url, TOKEN, timeout=1.0)
+    other = FileCustomerLocks(str(tmp_path))
+    held: list[list[str]] = []
+    threading.Timer(2.0, lambda: held.append(other.try_acquire([seeds.customer_uuid(0)]))).start()
+    started = time.monotonic()
+    with pytest.raises(MetronomeConflictError):
+        BillingConfigSync(api, SyncOptions(batch_size=4), locks=FileCustomerLocks(str(tmp_path))).run(rows(4))
+    assert time.monotonic() - started >= 6.0, "locks kept for the request timeout plus a margin"
+    assert held == [[]], "another sync could not take the customer meanwhile"
+    assert active(many) == [], "no batch was split and re-sent under new keys"
+    assert other.try_acquire([seeds.customer_uuid(0)]) == [seeds.customer_uuid(0)], "released in the end"
     other.close()

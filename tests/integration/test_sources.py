@@ -85,22 +85,24 @@ _KEYS = [
     "  0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a03 ",
     *[f"00000000-0000-4000-8000-{i:012d}" for i in range(60)],
 ]
-# Rows keyed by alias, or by nothing at all, NULL and '' alike: every partition reads them.
-_UNKEYED = [(None, "acme"), ("", "globex"), ("   ", "initech"), (None, None), ("", "")]
+# Rows keyed by alias, or by nothing at all, NULL and '' alike, or by an id in an unusual
+# shape (placed once parsed): every partition reads them.
+_UNKEYED = [(None, "acme"), ("", "globex"), ("   ", "initech"), (None, None), ("", ""),
+            ("\t0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a05", None), ("0c8b5a527c1e4f0e9a3b0c1d2e3f4a06", None)]  # fmt: skip
 
 
 def _partition_rows(
     run: Callable[[str], list[tuple[object, ...]]], dialect: str, partitions: int
 ) -> list[set[object]]:
-    from airflow_provider_metronome.sync.sources import customer_key
+    from airflow_provider_metronome.sync.sources import customer_key, placed_by_sql
 
     shares = []
     for p in range(partitions):
         wrapped = partition_sql("SELECT customer_id, ingest_alias FROM t", dialect, p, partitions)
         assert wrapped is not None
         got = run(wrapped)
-        keyed = {row[0] for row in got if customer_key({"customer_id": row[0]})}
-        unkeyed = {row for row in got if not customer_key({"customer_id": row[0]})}
+        keyed = {row[0] for row in got if placed_by_sql(customer_key({"customer_id": row[0]}))}
+        unkeyed = {row for row in got if not placed_by_sql(customer_key({"customer_id": row[0]}))}
         assert unkeyed == set(_UNKEYED), "rows without a customer_id reach every partition"
         assert all(bucket(customer_key({"customer_id": k}), partitions) == p for k in keyed), (
             "SQL and Python put each customer_id in the same partition"
@@ -143,8 +145,8 @@ def test_postgres_partition_sql_splits_customer_ids_as_python_does() -> None:
         assert sorted(k for share in shares for k in share) == sorted(_KEYS)
         # A native uuid column works the same.
         with conn.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE u AS SELECT trim(customer_id)::uuid AS customer_id FROM t "
-                        "WHERE nullif(trim(customer_id), '') IS NOT NULL")  # fmt: skip
+            cur.execute("CREATE TEMP TABLE u (customer_id uuid)")
+            cur.executemany("INSERT INTO u VALUES (%s::uuid)", [(k.strip(),) for k in _KEYS])
         total = 0
         for p in range(3):
             sql = partition_sql("SELECT customer_id FROM u", "postgresql", p, 3)
@@ -165,5 +167,7 @@ def test_other_dialects_hash_the_trimmed_lower_case_customer_id(dialect: str) ->
     assert "md5(" in sql
     assert "lower(trim(" in sql
     assert sql.endswith(", 8) = 2")
-    assert "= ''" in sql, "rows without a customer_id reach every partition"
+    assert "NOT LIKE '________-____-____-____-____________'" in sql, (
+        "rows without a customer_id of the canonical shape reach every partition"
+    )
     assert partition_sql("SELECT 1", "oracle", 0, 2) is None, "unknown dialects: every task reads all rows"

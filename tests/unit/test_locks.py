@@ -101,3 +101,52 @@ def test_postgres_advisory_locks_exclude_sessions_and_die_with_them() -> None:
         assert second.try_acquire([B]) == [B]
     finally:
         second.close()
+
+
+def test_one_folder_however_it_is_spelled(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    first = FileCustomerLocks(str(tmp_path / "d"))
+    second = FileCustomerLocks(f"{tmp_path}/./d/")
+    assert first.try_acquire([A]) == [A]
+    assert second.try_acquire([A]) == []
+    first.close()
+    second.close()
+
+
+def test_a_sync_without_usable_locks_refuses_to_write(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow_provider_metronome.exceptions import MetronomeConfigError
+    from airflow_provider_metronome.sync.engine import _default_locks
+    from airflow_provider_metronome.sync.locks import LOCK_DIR_ENV
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(LOCK_DIR_ENV, str(blocker))
+    with pytest.raises(MetronomeConfigError, match=LOCK_DIR_ENV):
+        _default_locks()
+
+
+@pytest.mark.postgres
+def test_postgres_locks_notice_a_lost_session() -> None:
+    url = os.environ.get("METRONOME_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("METRONOME_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server)")
+    import psycopg2
+
+    locks = PostgresCustomerLocks(psycopg2.connect(url))
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    try:
+        assert locks.try_acquire([A]) == [A]
+        locks.verify()
+        with locks.connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            (pid,) = cur.fetchone()
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(Exception):  # noqa: B017, PT011 - psycopg2's error or ours: never silence
+            locks.verify()
+    finally:
+        admin.close()
+        locks.connection.close()
