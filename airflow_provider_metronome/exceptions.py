@@ -2,8 +2,9 @@
 
 Every error raised by the hook, the client and the sync engine derives from
 :class:`MetronomeError`. Messages name the HTTP method, the path, the status and the
-API's own ``message``; they never contain the API token (the client scrubs the token
-from any text it did not write itself before raising).
+API's own ``message``; they never contain the API token nor any other secret a
+request carried (the client scrubs them from any text it did not write itself
+before raising).
 """
 
 from __future__ import annotations
@@ -84,7 +85,79 @@ def _rebuild_api_error(
 
 
 class MetronomeBadRequestError(MetronomeAPIError):
-    """400 / 422: the request is malformed; retrying will not help."""
+    """400 / 422 / 413: the request is malformed or too large; retrying will not help.
+
+    A batch writer splits a batch answered with this family (one bad row, or a batch
+    too large, fails no other row).
+    """
+
+
+class MetronomePayloadTooLargeError(MetronomeBadRequestError):
+    """413: the request body is larger than the API (or a proxy in front of it) accepts.
+
+    A :class:`MetronomeBadRequestError`, so a batch write answered 413 is split in
+    smaller batches instead of failing the whole sync.
+    """
+
+
+class MetronomeRedirectError(MetronomeAPIError):
+    """3xx: the API (or something at the base URL) redirected; the client never follows.
+
+    Following would re-send a write, its secrets included, to wherever the redirect
+    points (307/308) or turn it into a ``GET`` whose 2xx would pass for success
+    (301/302/303).
+
+    :param location: where the redirect pointed, without user info or query string
+        (``None`` when the answer had no ``Location``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        request_id: str | None = None,
+        attempts: int = 1,
+        location: str | None = None,
+    ) -> None:
+        self.location = location
+        super().__init__(status, message, method=method, path=path, request_id=request_id, attempts=attempts)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (
+            _rebuild_redirect_error,
+            (
+                self.status,
+                self.api_message,
+                self.method,
+                self.path,
+                self.request_id,
+                self.attempts,
+                self.location,
+            ),
+        )
+
+
+def _rebuild_redirect_error(
+    status: int,
+    message: str,
+    method: str,
+    path: str,
+    request_id: str | None,
+    attempts: int,
+    location: str | None,
+) -> MetronomeRedirectError:
+    return MetronomeRedirectError(
+        status,
+        message,
+        method=method,
+        path=path,
+        request_id=request_id,
+        attempts=attempts,
+        location=location,
+    )
 
 
 class MetronomeAuthError(MetronomeAPIError):
@@ -128,6 +201,57 @@ class MetronomeConnectionError(MetronomeError):
         return (_rebuild_connection_error, (self.args[0], self.method, self.path, self.attempts))
 
 
+class MetronomeResponseError(MetronomeError):
+    """The API answered with a success status, but not with what the endpoint documents.
+
+    A body that is not JSON, a JSON body without the ``data`` the endpoint returns, a
+    page cursor that comes back (the paging would never end), more pages than any
+    account has: the message names the request and what was wrong. Not retried.
+
+    :param message: what was wrong with the answer.
+    :param method: HTTP method of the request.
+    :param path: path of the request.
+    :param status: HTTP status of the answer (``None`` when the fault spans answers,
+        as a paging cycle does).
+    :param attempts: how many attempts the request took.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        status: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.detail = message
+        self.method = method
+        self.path = path
+        self.status = status
+        self.attempts = attempts
+        if status is not None:
+            text = (
+                f"Metronome API answered {status} on {method} {path} "
+                f"with what the client cannot use: {message}"
+            )
+        else:
+            text = f"Metronome API answers to {method} {path} cannot be used: {message}"
+        super().__init__(text)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (
+            _rebuild_response_error,
+            (self.detail, self.method, self.path, self.status, self.attempts),
+        )
+
+
+def _rebuild_response_error(
+    message: str, method: str, path: str, status: int | None, attempts: int
+) -> MetronomeResponseError:
+    return MetronomeResponseError(message, method=method, path=path, status=status, attempts=attempts)
+
+
 def _rebuild_connection_error(text: str, method: str, path: str, attempts: int) -> MetronomeConnectionError:
     err = MetronomeConnectionError.__new__(MetronomeConnectionError)
     Exception.__init__(err, text)
@@ -141,6 +265,7 @@ _BY_STATUS: dict[int, type[MetronomeAPIError]] = {
     403: MetronomeAuthError,
     404: MetronomeNotFoundError,
     409: MetronomeConflictError,
+    413: MetronomePayloadTooLargeError,
     422: MetronomeBadRequestError,
     429: MetronomeRateLimitError,
 }
@@ -150,4 +275,6 @@ def error_class_for(status: int) -> type[MetronomeAPIError]:
     """Return the exception class that stands for an HTTP error status."""
     if status >= 500:
         return MetronomeServerError
+    if 300 <= status < 400:
+        return MetronomeRedirectError
     return _BY_STATUS.get(status, MetronomeAPIError)

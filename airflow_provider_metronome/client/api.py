@@ -12,17 +12,29 @@ retries, switches to a fresh key after a 5xx (after asking the caller to check
 what was created), retries 429s for as long as the request's wait budget lasts while
 the whole client slows down (:mod:`.throttle`), and retries a 409 only briefly and
 only with the same key.
+
+Whatever a server answers, a call ends, and says what went wrong: redirects are
+errors, never followed (:mod:`.transport`); each request has a deadline for its
+whole answer; every paging loop stops on a repeated cursor and after a bounded
+number of pages; a success answer without what the endpoint documents raises
+:class:`~airflow_provider_metronome.exceptions.MetronomeResponseError` naming the
+request. No text the client writes (exceptions, log lines, ``test_connection``)
+holds the token or another secret a request carried (:mod:`.redact`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_metronome.client.idempotency import retry_key
+from airflow_provider_metronome.client.redact import Secrets, install_log_filter, protect
 from airflow_provider_metronome.client.retry import (
     RetryLog,
     RetryPolicy,
@@ -34,6 +46,9 @@ from airflow_provider_metronome.exceptions import (
     MetronomeAPIError,
     MetronomeConfigError,
     MetronomeConnectionError,
+    MetronomeError,
+    MetronomeRedirectError,
+    MetronomeResponseError,
     error_class_for,
 )
 
@@ -50,13 +65,25 @@ DEFAULT_BASE_URL = "https://api.metronome.com"
 DEFAULT_TIMEOUT = 60.0
 # Metronome's documented page-size cap for GET list endpoints.
 MAX_PAGE_SIZE = 100
+# Paging loops stop (with an error) after this many pages: far more than any account
+# holds (GET /v1/customers: 10 million customers at 100 a page; an account configures
+# a handful of delivery methods), so only a server paging without end reaches it.
+MAX_CUSTOMER_PAGES = 100_000
+MAX_BILLING_PROVIDER_PAGES = 1_000
+# Plain-text error bodies are cut to this many characters (after scrubbing).
+MAX_ERROR_TEXT = 500
+
+_cleartext_warned: set[str] = set()
 
 
 def normalize_base_url(host: str | None) -> str:
     """Turn a connection ``host`` into a base URL.
 
     A full URL is kept as given; a bare host gets ``https://``; nothing gives the
-    production API.
+    production API. A URL with a user name or password (``user:pass@host``) is
+    refused: httpx would send those as Basic auth *instead of* the bearer token, and
+    every message naming the base URL would print them. A query string or fragment
+    is refused too (the SDK appends paths to the base URL; they cannot work).
 
     :param host: the connection's host field.
     """
@@ -68,7 +95,55 @@ def normalize_base_url(host: str | None) -> str:
     scheme = value.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise MetronomeConfigError(f"Base URL must use http or https, got {scheme!r}")
+    parts = urlsplit(value)
+    # Never echo the URL itself in these messages: it may hold a password.
+    if "@" in parts.netloc:
+        raise MetronomeConfigError(
+            "Base URL must not hold a user name or password (user:password@host); "
+            "put the API token in the connection's password field"
+        )
+    if parts.query or parts.fragment or value.endswith("?"):
+        raise MetronomeConfigError("Base URL must not have a query string or fragment")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise MetronomeConfigError("Base URL has an invalid port")
+    if not parts.hostname:
+        raise MetronomeConfigError("Base URL has no host")
     return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_if_cleartext(base_url: str) -> None:
+    """Warn once per host when the token would cross the network unencrypted."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "http" or _is_loopback(host) or host in _cleartext_warned:
+        return
+    _cleartext_warned.add(host)
+    log.warning(
+        "The Metronome base URL uses cleartext http:// to %s: the API token and every request "
+        "travel unencrypted; use https:// unless %s is a proxy on a trusted network",
+        host,
+        host,
+    )
+
+
+def _valid_token(token: str) -> bool:
+    # The token travels in the Authorization header, "Bearer <token>"
+    # (https://docs.metronome.com/api-reference/authentication.md): printable ASCII
+    # only, and a Metronome token holds no whitespace.
+    return token.isascii() and token.isprintable() and not any(c.isspace() for c in token)
 
 
 def _no_cookies() -> Any:
@@ -85,11 +160,141 @@ def _no_cookies() -> Any:
     return _NoCookies()
 
 
-def _json(response: Any) -> Any:
-    # The SDK's raw response: the official client made the request and raised on error
-    # statuses; reading the JSON directly skips building pydantic models only to dump
-    # them again (about 15% of the client's CPU per call).
-    return response.http_response.json()
+class _Malformed(Exception):
+    """A success answer without what the endpoint documents (the request is named by the caller).
+
+    :param detail: what was wrong.
+    :param status: the answer's status.
+    """
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _body(response: Any, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The JSON object of a raw SDK response.
+
+    The official client made the request and raised on error statuses; reading the
+    JSON directly skips building pydantic models only to dump them again (about 15%
+    of the client's CPU per call).
+
+    :param response: the SDK's raw response (``with_raw_response``).
+    :param empty_ok: an empty body counts as ``{}``.
+    """
+    http = response.http_response
+    status = http.status_code
+    if empty_ok and not http.content.strip():
+        return {}
+    try:
+        body = http.json()
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        kind = http.headers.get("content-type") or "no content type"
+        text = http.text.strip()
+        snippet = text[:100] + ("..." if len(text) > 100 else "")
+        raise _Malformed(f"the body is not JSON ({kind}): {snippet!r}", status) from None
+    if not isinstance(body, dict):
+        raise _Malformed(f"the body is a JSON {_json_type(body)}, not an object", status)
+    return body
+
+
+def _data(response: Any, kind: type) -> Any:
+    """The ``data`` of a raw SDK response, checked to be a ``kind`` (of objects, for a list).
+
+    :param response: the SDK's raw response.
+    :param kind: ``list`` or ``dict``.
+    """
+    return _data_of(_body(response), kind, response.http_response.status_code)
+
+
+def _data_of(body: dict[str, Any], kind: type, status: int) -> Any:
+    if "data" not in body:
+        keys = ", ".join(sorted(map(str, body))[:5]) or "none"
+        raise _Malformed(f"the body has no 'data' (keys: {keys})", status)
+    data: Any = body["data"]
+    if not isinstance(data, kind):
+        raise _Malformed(
+            f"'data' is a JSON {_json_type(data)}, not {'an array' if kind is list else 'an object'}", status
+        )
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            if not isinstance(item, dict):
+                raise _Malformed(f"data[{i}] is a JSON {_json_type(item)}, not an object", status)
+    return data
+
+
+def _page(response: Any) -> dict[str, Any]:
+    """A page of a list endpoint: ``data`` an array of objects, ``next_page`` a string or null."""
+    body = _body(response)
+    status = response.http_response.status_code
+    _data_of(body, list, status)
+    cursor = body.get("next_page")
+    if cursor is not None and not isinstance(cursor, str):
+        raise _Malformed(f"'next_page' is a JSON {_json_type(cursor)}, not a string", status)
+    return body
+
+
+class _Pages:
+    """The pages of one list: stops a cursor that comes back and a list without end.
+
+    :param method: HTTP method, for messages.
+    :param path: API path, for messages.
+    :param limit: most pages read before giving up.
+    """
+
+    def __init__(self, method: str, path: str, limit: int) -> None:
+        self.method = method
+        self.path = path
+        self.limit = limit
+        self.count = 0
+        self.seen: set[str] = set()
+
+    def next(self, page: dict[str, Any]) -> str | None:
+        """The cursor of the page after ``page``, or ``None`` at the end of the list."""
+        self.count += 1
+        cursor = page.get("next_page")
+        if not cursor:
+            return None
+        if cursor in self.seen:
+            shown = cursor if len(cursor) <= 60 else f"{cursor[:57]}..."
+            raise MetronomeResponseError(
+                f"next_page {shown!r} came back after {self.count} pages: the paging is a cycle "
+                "and would never end",
+                method=self.method,
+                path=self.path,
+            )
+        if self.count >= self.limit:
+            raise MetronomeResponseError(
+                f"still a next_page after {self.count} pages; stopped (at most {self.limit} pages "
+                "are read, more than any account holds: the paging seems to have no end)",
+                method=self.method,
+                path=self.path,
+            )
+        self.seen.add(cursor)
+        return cursor
+
+
+def _redirect_target(response: Any) -> str | None:
+    """Where a 3xx pointed: absolute, without user info, query string or fragment."""
+    raw = response.headers.get("location")
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(urljoin(str(response.url), raw.strip()))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "an unreadable Location"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?..." if parts.query else "")
 
 
 def _transport_reason(err: BaseException) -> str:
@@ -115,6 +320,10 @@ class ClientSettings:
     :param retry: the retry policy.
     :param max_connections: size of the HTTP connection pool.
     :param source: what to name in error messages (e.g. ``connection 'metronome_default'``).
+    :param secrets: more texts to keep out of messages and logs; the token as given
+        is added here when it had surrounding whitespace (``token`` is stripped:
+        Metronome tokens hold none, but a token read from a file often ends with a
+        newline).
     """
 
     base_url: str
@@ -123,6 +332,13 @@ class ClientSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_connections: int = 64
     source: str = "the Metronome client"
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        given = self.token
+        self.token = given.strip()
+        if given != self.token and given not in self.secrets:
+            self.secrets = (*self.secrets, given)
 
 
 class MetronomeApi:
@@ -136,6 +352,9 @@ class MetronomeApi:
     _calls_lock = threading.Lock()
     _rate_limiter: AdaptiveRateLimiter | None = None
     _retry_log: RetryLog | None = None
+    _secrets_cache: Secrets | None = None
+    _secrets_lock = threading.Lock()
+    _protected: ClientSettings | None = None  # the settings whose token _secrets_cache knows
 
     @property
     def api_calls(self) -> int:
@@ -158,14 +377,40 @@ class MetronomeApi:
             self._settings_cache = self._client_settings()
         return self._settings_cache
 
+    def _secrets(self) -> Secrets:
+        """What this client keeps out of its texts: the token (once known) and request secrets."""
+        if self._secrets_cache is None:
+            with self._secrets_lock:
+                if self._secrets_cache is None:
+                    self._secrets_cache = Secrets()
+        s = self._settings_cache
+        if s is not None and self._protected is not s:
+            # "Bearer <token>" only with a token: "Bearer " alone is no secret.
+            bearer = (f"Bearer {s.token}",) if s.token else ()
+            protect(s.token, *bearer, *s.secrets, scrubbers=(self._secrets_cache,))
+            self._protected = s
+        return self._secrets_cache
+
     def _build_sdk(self, max_retries: int) -> Metronome:
         import httpx
         from metronome import Metronome
 
+        from airflow_provider_metronome.client.transport import DeadlineClient
+
         s = self.settings
+        self._secrets()
         if not s.token:
             raise MetronomeConfigError(f"No API token: set the password of {s.source}")
-        http_client = httpx.Client(
+        if not _valid_token(s.token):
+            # Never echo the token: name where it is, say what is wrong with it.
+            raise MetronomeConfigError(
+                f"The API token in {s.source} has characters an API token cannot hold "
+                "(non-ASCII, whitespace or control characters); copy it again from the Metronome app"
+            )
+        if not (isinstance(s.timeout, (int, float)) and math.isfinite(s.timeout) and s.timeout > 0):
+            raise MetronomeConfigError(f"The timeout of {s.source} must be a number of seconds above 0")
+        _warn_if_cleartext(s.base_url)
+        http_client = DeadlineClient(
             # Metronome authenticates with a bearer token and sets no cookies; httpx's
             # per-response cookie bookkeeping costs ~10% of the client's CPU per call.
             cookies=_no_cookies(),
@@ -173,8 +418,11 @@ class MetronomeApi:
             limits=httpx.Limits(
                 max_connections=s.max_connections, max_keepalive_connections=s.max_connections
             ),
-            follow_redirects=True,
+            # The whole answer within the timeout (httpx bounds each read only).
+            deadline=s.timeout,
         )
+        # The SDK, httpx and httpcore loggers exist now: keep the secrets out of them.
+        install_log_filter()
         return Metronome(
             bearer_token=s.token,
             base_url=s.base_url,
@@ -215,26 +463,51 @@ class MetronomeApi:
     # -- the retry loop ---------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        token = self._settings_cache.token if self._settings_cache else ""
-        return text.replace(token, "***") if token and len(token) >= 4 else text
+        """``text`` without the token or any secret a request of this client carried."""
+        return self._secrets().scrub(text)
 
-    @staticmethod
-    def _api_message(err: Any) -> str:
-        """Metronome's ``message`` of an SDK ``APIStatusError`` (or the reason phrase)."""
+    def _api_message(self, err: Any) -> str:
+        """Metronome's ``message`` of an SDK ``APIStatusError`` (or the reason phrase), scrubbed.
+
+        A plain-text body is scrubbed *before* it is cut to :data:`MAX_ERROR_TEXT`
+        characters, so a secret the cut would split is gone whole.
+        """
         body = getattr(err, "body", None)
         message = ""
         if isinstance(body, dict) and isinstance(body.get("message"), str):
-            message = body["message"]
+            message = self._scrub(body["message"])
         elif isinstance(body, str) and body:
-            message = body[:500]
+            message = self._secrets().truncate(body, MAX_ERROR_TEXT)
         return message or err.response.reason_phrase or "no message"
+
+    def _redirect_message(self, err: Any) -> tuple[str, str | None]:
+        """What to say about a 3xx, and where it pointed."""
+        target = _redirect_target(err.response)
+        where = f"redirected to {self._scrub(target)}" if target else "a redirect without a Location"
+        return (
+            f"{where}; the client does not follow redirects (a write would be re-sent elsewhere "
+            "or turned into a GET): is the base URL right?",
+            target and self._scrub(target),
+        )
 
     def _api_error(self, err: Any, method: str, path: str, attempts: int) -> MetronomeAPIError:
         status = int(err.status_code)
+        request_id = err.response.headers.get("x-request-id")
+        request_id = self._scrub(request_id) if request_id else None
+        if 300 <= status < 400:
+            message, target = self._redirect_message(err)
+            return MetronomeRedirectError(
+                status,
+                message,
+                method=method,
+                path=path,
+                request_id=request_id,
+                attempts=attempts,
+                location=target,
+            )
         message = self._api_message(err)
         if status in (401, 403):
             message = f"{message} — check the API token in {self.settings.source}"
-        request_id = err.response.headers.get("x-request-id")
         return error_class_for(status)(
             status,
             self._scrub(message),
@@ -285,23 +558,42 @@ class MetronomeApi:
             if delay:
                 time.sleep(delay)
             headers = {"Idempotency-Key": key} if key else {}
+            failure: MetronomeError | None = None
             try:
                 result = send(headers)
+            except _Malformed as bad:
+                attempts.succeeded()  # answered: the pace is not at fault
+                failure = MetronomeResponseError(
+                    self._scrub(bad.detail),
+                    method=method,
+                    path=path,
+                    status=bad.status,
+                    attempts=attempts.attempt,
+                )
             except (APIStatusError, APIConnectionError) as err:
-                wait, status = attempts.failed(err)
-                if status is not None and status >= 500 and key is not None:
-                    # The answer is cached under this key and the write may have been
-                    # applied: "verify that resource was not partially created and retry
-                    # using a different key"
-                    # (https://docs.metronome.com/api-reference/status-codes.md).
-                    if verify is not None:
-                        applied = verify()
-                        if applied is not None:
-                            log.info("%s %s answered %s but the write was applied", method, path, status)
-                            return applied
-                    key = retry_key(idempotency_key or key)
-                time.sleep(wait)
-                continue
+                try:
+                    wait, status = attempts.failed(err)
+                except MetronomeError as final:
+                    failure = final
+                else:
+                    if status is not None and status >= 500 and key is not None:
+                        # The answer is cached under this key and the write may have been
+                        # applied: "verify that resource was not partially created and retry
+                        # using a different key"
+                        # (https://docs.metronome.com/api-reference/status-codes.md).
+                        if verify is not None:
+                            applied = verify()
+                            if applied is not None:
+                                log.info("%s %s answered %s but the write was applied", method, path, status)
+                                return applied
+                        key = retry_key(idempotency_key or key)
+                    time.sleep(wait)
+                    continue
+            if failure is not None:
+                # Raised outside the handler, with no link to the SDK's exception: its
+                # text (and a body that may echo the request) is not ours to print.
+                failure.__context__ = failure.__cause__ = None
+                raise failure
             attempts.succeeded()
             return result
 
@@ -332,7 +624,17 @@ class MetronomeApi:
                 data=data,  # type: ignore[arg-type]
                 extra_headers=headers,
             )
-            return _json(resp)["data"]
+            created: list[dict[str, Any]] = _data(resp, list)
+            status = resp.http_response.status_code
+            # One created configuration per item sent, in order, each with its id.
+            if len(created) != len(data):
+                raise _Malformed(
+                    f"'data' has {len(created)} items for {len(data)} configurations sent", status
+                )
+            for i, item in enumerate(created):
+                if not isinstance(item.get("id"), str) or not item["id"]:
+                    raise _Malformed(f"data[{i}] has no id", status)
+            return created
 
         return self._request(
             "POST",
@@ -356,7 +658,8 @@ class MetronomeApi:
             resp = sdk.v1.customers.with_raw_response.retrieve_billing_configurations(
                 customer_id=customer_id, include_archived=include_archived, extra_headers=headers
             )
-            return _json(resp)["data"]
+            configurations: list[dict[str, Any]] = _data(resp, list)
+            return configurations
 
         return self._request("POST", "/v1/getCustomerBillingProviderConfigurations", send)
 
@@ -382,7 +685,8 @@ class MetronomeApi:
                 customer_id=customer_id,
                 extra_headers=headers,
             )
-            return _json(resp)["data"]
+            archived: dict[str, Any] = _data(resp, dict)
+            return archived
 
         def verify() -> dict[str, Any] | None:
             current = self.get_billing_provider_configurations(customer_id, include_archived=True)
@@ -404,25 +708,41 @@ class MetronomeApi:
     def iter_configured_billing_providers(self) -> Iterator[dict[str, Any]]:
         """Every configured delivery method, across all pages (``POST /v1/listConfiguredBillingProviders``).
 
-        The cursor travels in the request body.
+        The cursor travels in the request body. Each delivery method comes once,
+        however often the pages repeat it; a cursor that comes back, or more than
+        :data:`MAX_BILLING_PROVIDER_PAGES` pages, raises
+        :class:`~airflow_provider_metronome.exceptions.MetronomeResponseError`.
         """
+        method, path = "POST", "/v1/listConfiguredBillingProviders"
         sdk = self._sdk()
+        pages = _Pages(method, path, MAX_BILLING_PROVIDER_PAGES)
         cursor: str | None = None
-        seen: set[str] = set()
+        delivered: set[str] = set()
         while True:
 
-            def send(headers: dict[str, str], cursor: str | None = cursor) -> Any:
+            def send(headers: dict[str, str], cursor: str | None = cursor) -> dict[str, Any]:
                 raw = sdk.v1.settings.billing_providers.with_raw_response
-                if cursor is None:
-                    return _json(raw.list(extra_headers=headers))
-                return _json(raw.list(next_page=cursor, extra_headers=headers))
+                resp = (
+                    raw.list(extra_headers=headers)
+                    if cursor is None
+                    else raw.list(next_page=cursor, extra_headers=headers)
+                )
+                page = _page(resp)
+                for i, item in enumerate(page["data"]):
+                    if not isinstance(item.get("delivery_method_id"), str):
+                        raise _Malformed(
+                            f"data[{i}] has no delivery_method_id", resp.http_response.status_code
+                        )
+                return page
 
-            page = self._request("POST", "/v1/listConfiguredBillingProviders", send)
-            yield from page["data"]
-            cursor = page.get("next_page")
-            if not cursor or cursor in seen:
+            page = self._request(method, path, send)
+            for item in page["data"]:
+                if item["delivery_method_id"] not in delivered:
+                    delivered.add(item["delivery_method_id"])
+                    yield item
+            cursor = pages.next(page)
+            if cursor is None:
                 return
-            seen.add(cursor)
 
     def list_configured_billing_providers(self) -> list[dict[str, Any]]:
         """All configured delivery methods, every page read."""
@@ -454,8 +774,12 @@ class MetronomeApi:
         sdk = self._sdk()
         ids = list(delivery_method_ids)
 
+        # Out of every message and log line from now on, in every form it may take
+        # (an error body that echoes the request, the SDK's DEBUG request line).
+        protect(avalara_password, scrubbers=(self._secrets(),))
+
         def send(headers: dict[str, str]) -> None:
-            sdk.v1.settings.upsert_avalara_credentials(
+            resp = sdk.v1.settings.with_raw_response.upsert_avalara_credentials(
                 avalara_environment=avalara_environment,  # type: ignore[arg-type]
                 avalara_username=avalara_username,
                 avalara_password=avalara_password,
@@ -463,6 +787,9 @@ class MetronomeApi:
                 commit_transactions=omit if commit_transactions is None else commit_transactions,
                 extra_headers=headers,
             )
+            # The answer is an empty object
+            # (https://docs.metronome.com/api-reference/settings/upsert-avalara-credentials.md).
+            _body(resp, empty_ok=True)
 
         self._request("POST", "/v1/upsertAvalaraCredentials", send, idempotency_key=idempotency_key)
 
@@ -495,13 +822,15 @@ class MetronomeApi:
             return
         from metronome import omit
 
+        method, path = "GET", "/v1/customers"
         sdk = self._sdk()
         limit = max(1, min(page_size, MAX_PAGE_SIZE))
+        pages = _Pages(method, path, MAX_CUSTOMER_PAGES)
         cursor: str | None = None
         while True:
 
-            def send(headers: dict[str, str], cursor: str | None = cursor) -> Any:
-                return _json(
+            def send(headers: dict[str, str], cursor: str | None = cursor) -> dict[str, Any]:
+                return _page(
                     sdk.v1.customers.with_raw_response.list(
                         limit=limit,
                         next_page=cursor if cursor else omit,
@@ -512,10 +841,10 @@ class MetronomeApi:
                     )
                 )
 
-            page = self._request("GET", "/v1/customers", send)
+            page = self._request(method, path, send)
             yield from page["data"]
-            cursor = page.get("next_page")
-            if not cursor:
+            cursor = pages.next(page)
+            if cursor is None:
                 return
 
     def list_customers(self, **kwargs: Any) -> list[dict[str, Any]]:
@@ -531,16 +860,33 @@ class MetronomeApi:
 
         def send(headers: dict[str, str]) -> dict[str, Any]:
             resp = sdk.v1.customers.with_raw_response.retrieve(customer_id=customer_id, extra_headers=headers)
-            return _json(resp)["data"]
+            customer: dict[str, Any] = _data(resp, dict)
+            return customer
 
         return self._request("GET", f"/v1/customers/{customer_id}", send)
 
     def find_customer_by_ingest_alias(self, ingest_alias: str) -> dict[str, Any] | None:
         """The active customer holding ``ingest_alias``, or ``None``.
 
+        The answer is checked, not trusted: a server or proxy that dropped the
+        ``ingest_alias`` filter would otherwise attach every alias to whichever customer
+        it listed first.
+
         :param ingest_alias: the alias to look up.
+        :raises MetronomeResponseError: the customer returned does not hold the alias.
         """
+        from airflow_provider_metronome.exceptions import MetronomeResponseError
+
         for customer in self.iter_customers(ingest_alias=ingest_alias, page_size=1):
+            aliases = customer.get("ingest_aliases") if isinstance(customer, dict) else None
+            if not isinstance(aliases, list) or ingest_alias not in aliases:
+                raise MetronomeResponseError(
+                    f"asked for the customer with ingest alias {ingest_alias!r}, got customer "
+                    f"{customer.get('id') if isinstance(customer, dict) else '?'!r}, which does not hold it "
+                    "(was the ingest_alias filter dropped on the way?)",
+                    method="GET",
+                    path="/v1/customers",
+                )
             return customer
         return None
 
@@ -564,10 +910,13 @@ class MetronomeApi:
             return False, self._scrub(f"Cannot test the Metronome connection: {err}")
         self._count_call()
         try:
-            page = _json(sdk.v1.customers.with_raw_response.list(limit=1))
+            page = sdk.v1.customers.with_raw_response.list(limit=1).http_response.json()
         except APIStatusError as err:
             status = int(err.status_code)
-            message = self._api_message(err)
+            if 300 <= status < 400:
+                message, _ = self._redirect_message(err)
+            else:
+                message = self._api_message(err)
             if status in (401, 403):
                 text = (
                     f"Metronome at {base_url} refused the API token: {call} answered {status} "
@@ -593,11 +942,11 @@ class MetronomeApi:
                 f"{call} to {base_url} failed: {type(err).__name__}: {err}; is the base URL right?"
             )
         if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-            return False, (
+            return False, self._scrub(
                 f"{base_url} answered {call} with 200 but not like the Metronome API (no data list); "
                 "is the base URL right?"
             )
-        return True, f"Connected to Metronome at {base_url}: the API token was accepted ({call})"
+        return True, self._scrub(f"Connected to Metronome at {base_url}: the API token was accepted ({call})")
 
 
 class _Attempts:
@@ -707,9 +1056,10 @@ class _Attempts:
         return text if len(text) <= 120 else f"{text[:117]}..."
 
     def _log_retry(self, reason: str, number: int, of: int, wait: float) -> None:
+        scrub = self.api._scrub
         self.log.retry(
             "Metronome %s %s: %s, retry %d/%d in %.2fs",
-            self.method, self.path, reason, number, of, wait,
+            self.method, scrub(self.path), scrub(reason), number, of, wait,
         )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_metronome.client.redact import mask_in_airflow
 from airflow_provider_metronome.exceptions import MetronomeConfigError
 
 AVALARA_ENVIRONMENTS = ("SANDBOX", "PRODUCTION")
@@ -95,6 +96,9 @@ class AvalaraHook(BaseHook):
             raw = extra.get("commit_transactions", extra.get("extra__avalara__commit_transactions"))
             if raw not in (None, ""):
                 commit = parse_bool(raw, name="commit_transactions", source=source)
+        # Out of task logs from now on, whoever prints it (the SDK's DEBUG request line
+        # included; the client scrubs its own messages and logs too).
+        mask_in_airflow(conn.password)
         return AvalaraCredentials(
             username=conn.login, password=conn.password, environment=env, commit_transactions=commit
         )

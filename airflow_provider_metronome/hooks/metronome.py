@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -12,11 +14,14 @@ from airflow_provider_metronome.client.api import (
     MetronomeApi,
     normalize_base_url,
 )
+from airflow_provider_metronome.client.redact import mask_in_airflow
 from airflow_provider_metronome.client.retry import RetryPolicy
 from airflow_provider_metronome.exceptions import MetronomeConfigError
 
 
-def _extra_number(extra: dict[str, Any], name: str, default: float, conn_id: str) -> float:
+def _extra_number(
+    extra: dict[str, Any], name: str, default: float, conn_id: str, *, positive: bool = False
+) -> float:
     # Accept both the plain key and the prefixed form older UIs wrote.
     value = extra.get(name, extra.get(f"extra__metronome__{name}"))
     if value in (None, ""):
@@ -27,9 +32,32 @@ def _extra_number(extra: dict[str, Any], name: str, default: float, conn_id: str
         raise MetronomeConfigError(
             f"Connection {conn_id!r}: extra field {name!r} must be a number, got {value!r}"
         ) from None
+    if not math.isfinite(number):
+        raise MetronomeConfigError(f"Connection {conn_id!r}: extra field {name!r} must be a finite number")
+    if positive and number <= 0:
+        raise MetronomeConfigError(f"Connection {conn_id!r}: extra field {name!r} must be > 0")
     if number < 0:
         raise MetronomeConfigError(f"Connection {conn_id!r}: extra field {name!r} must be >= 0")
     return number
+
+
+def _check_timeout(timeout: float, conn_id: str) -> float:
+    # 0 would make every read fail at once ("Operation now in progress"); no timeout at
+    # all would let a stalled server hold a task forever.
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise MetronomeConfigError(
+            f"Connection {conn_id!r}: the timeout must be a number of seconds above 0, got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def _check_app_url(app_url: str, conn_id: str) -> str:
+    # The link is shown to everyone who can see the task: no credentials in it.
+    if "@" in urlsplit(app_url if "://" in app_url else f"https://{app_url}").netloc:
+        raise MetronomeConfigError(
+            f"Connection {conn_id!r}: extra field 'app_url' must not hold a user name or password"
+        )
+    return app_url
 
 
 def _get_connection(hook: BaseHook, conn_id: str, conn_type: str) -> Any:
@@ -51,8 +79,9 @@ class MetronomeHook(MetronomeApi, BaseHook):
     The connection is read on first use, never in ``__init__``. Its ``password`` is
     the API token; its ``host`` the base URL (a full URL such as
     ``http://127.0.0.1:8080``, a bare host with https assumed, or empty for
-    ``https://api.metronome.com``). Extra fields: ``timeout`` (seconds per request,
-    default 60), ``max_retries`` (default 5), ``max_retry_wait`` (seconds all
+    ``https://api.metronome.com``; never with a ``user:password@``). Extra fields:
+    ``timeout`` (seconds each request may take, answer included; above 0; default
+    60), ``max_retries`` (default 5), ``max_retry_wait`` (seconds all
     retries of one request may wait together, default 120) and ``app_url`` (the
     Metronome app the task links point at; default: ``https://app.metronome.com``
     for the production API, no link for other hosts).
@@ -94,15 +123,21 @@ class MetronomeHook(MetronomeApi, BaseHook):
         conn_id = self.metronome_conn_id
         conn = _get_connection(self, conn_id, "metronome")
         extra = conn.extra_dejson or {}
-        token = conn.password or ""
+        given = conn.password or ""
+        # Metronome tokens hold no whitespace; one read from a secret file often ends
+        # with a newline. The token is sent stripped; both forms are kept out of every
+        # message and log (Airflow's masker included).
+        token = given.strip()
         if not token:
             raise MetronomeConfigError(
                 f"Connection {conn_id!r} has no API token: put the Metronome API token in its password"
             )
-        timeout = (
+        mask_in_airflow(given, token, f"Bearer {token}")
+        timeout = _check_timeout(
             self.timeout
             if self.timeout is not None
-            else _extra_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id)
+            else _extra_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, positive=True),
+            conn_id,
         )
         retries = (
             self.max_retries
@@ -111,14 +146,14 @@ class MetronomeHook(MetronomeApi, BaseHook):
         )
         total_wait = _extra_number(extra, "max_retry_wait", 120.0, conn_id)
         app_url = extra.get("app_url", extra.get("extra__metronome__app_url"))
-        self._app_url_extra = str(app_url) if app_url else None
+        self._app_url_extra = _check_app_url(str(app_url), conn_id) if app_url else None
         try:
             base_url = normalize_base_url(conn.host if not conn.port else f"{conn.host}:{conn.port}")
         except MetronomeConfigError as err:
             raise MetronomeConfigError(f"Connection {conn_id!r}: {err}") from None
         return ClientSettings(
             base_url=base_url,
-            token=token,
+            token=given,
             timeout=timeout,
             retry=RetryPolicy(max_retries=retries, max_total_wait=total_wait),
             max_connections=self.max_connections,

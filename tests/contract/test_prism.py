@@ -108,17 +108,21 @@ def _no_violations(prism: Prism, request: pytest.FixtureRequest) -> Iterator[Non
 
 
 def test_set_billing_provider_configurations(client: MetronomeClient) -> None:
-    created = client.set_billing_provider_configurations(
-        [
-            {"customer_id": CUSTOMER, "billing_provider": "stripe", "delivery_method": "direct_to_billing_provider",
-             "configuration": {"stripe_customer_id": "cus_1", "stripe_collection_method": "charge_automatically"}},
-            {"customer_id": CUSTOMER, "billing_provider": "aws_marketplace", "delivery_method_id": DM,
-             "configuration": {"aws_customer_id": "a", "aws_product_code": "p", "aws_region": "us-east-1"},
-             "tax_provider": "avalara"},
-        ],
+    # One configuration per call: Prism answers with the spec's one-item example, and the
+    # client checks that Metronome answered one item per configuration sent.
+    by_name = client.set_billing_provider_configurations(
+        [{"customer_id": CUSTOMER, "billing_provider": "stripe", "delivery_method": "direct_to_billing_provider",
+          "configuration": {"stripe_customer_id": "cus_1", "stripe_collection_method": "charge_automatically"}}],
         idempotency_key="contract-key-1",
     )  # fmt: skip
-    assert isinstance(created, list)
+    by_id = client.set_billing_provider_configurations(
+        [{"customer_id": CUSTOMER, "billing_provider": "aws_marketplace", "delivery_method_id": DM,
+          "configuration": {"aws_customer_id": "a", "aws_product_code": "p", "aws_region": "us-east-1"},
+          "tax_provider": "avalara"}],
+        idempotency_key="contract-key-1b",
+    )  # fmt: skip
+    assert len(by_name) == len(by_id) == 1
+    assert by_name[0]["id"]
 
 
 def test_get_billing_provider_configurations(client: MetronomeClient) -> None:

@@ -19,6 +19,7 @@ from airflow_provider_metronome.exceptions import (
     MetronomeConnectionError,
     MetronomeNotFoundError,
     MetronomeRateLimitError,
+    MetronomeResponseError,
     MetronomeServerError,
 )
 
@@ -36,6 +37,13 @@ CONFIG = {
     "configuration": {"stripe_customer_id": "cus_1"},
 }
 CREATED = {"data": [{"id": "e045c62b-65e7-4e84-a924-3f06f8b621d0", **CONFIG}]}
+
+
+@pytest.fixture(autouse=True)
+def _cleartext_already_warned(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests talk http:// to a made-up host on purpose and count the client's log
+    # lines; the once-per-host cleartext warning is tested in test_client_hostile.py.
+    monkeypatch.setattr("airflow_provider_metronome.client.api._cleartext_warned", {"metronome.test"})
 
 
 @pytest.fixture
@@ -529,3 +537,76 @@ def test_connection_without_a_token() -> None:
     ok, message = MetronomeClient(BASE, "").test_connection()
     assert not ok
     assert "No API token" in message
+
+
+# -- 413: the batch is too large, not wrong: split it
+
+
+@respx.mock
+def test_413_is_a_bad_request_of_its_own_and_not_retried(
+    client: MetronomeClient, sleeps: list[float]
+) -> None:
+    from airflow_provider_metronome.exceptions import MetronomePayloadTooLargeError
+
+    route = respx.post(f"{BASE}{SET_PATH}").mock(
+        return_value=httpx.Response(413, text="<html><h1>413 Request Entity Too Large</h1></html>")
+    )
+    with pytest.raises(MetronomePayloadTooLargeError) as info:
+        client.set_billing_provider_configurations([CONFIG], idempotency_key="k-413")
+    assert isinstance(info.value, MetronomeBadRequestError)
+    assert info.value.status == 413
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+@respx.mock
+def test_a_batch_answered_413_is_split_until_it_fits(client: MetronomeClient, sleeps: list[float]) -> None:
+    import uuid
+
+    from airflow_provider_metronome.sync.staging import StagedRow
+    from airflow_provider_metronome.sync.writer import BatchWriter
+
+    sizes: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["data"]
+        sizes.append(len(items))
+        if len(items) > 1:  # a proxy that takes one configuration per request at most
+            return httpx.Response(413, text="Request Entity Too Large")
+        return httpx.Response(200, json={"data": [{"id": str(uuid.uuid4()), **item} for item in items]})
+
+    respx.post(f"{BASE}{SET_PATH}").mock(side_effect=answer)
+    rows = [
+        StagedRow(
+            row=i,
+            key=f"c{i}",
+            customer_id=f"00000000-0000-4000-8000-{i:012d}",
+            billing_provider="stripe",
+            delivery_method_id="dm-1",
+            delivery_method="direct_to_billing_provider",
+            configuration={"stripe_customer_id": f"cus_{i}"},
+            tax_provider=None,
+            given_delivery="delivery_method",
+        )
+        for i in range(4)
+    ]
+    created, rejected = BatchWriter(client, {}).create(rows)
+    assert rejected == []
+    assert [row.row for row, _ in created] == [0, 1, 2, 3]
+    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+
+
+@respx.mock
+def test_an_alias_lookup_answered_with_another_customer_is_an_error(client: MetronomeClient) -> None:
+    """A proxy that drops the ingest_alias filter must not attach every alias to one customer."""
+    other = {**_customer(1), "ingest_aliases": ["someone-else"]}
+    respx.get(f"{BASE}/v1/customers").mock(return_value=httpx.Response(200, json={"data": [other]}))
+    with pytest.raises(MetronomeResponseError, match="does not hold it"):
+        client.find_customer_by_ingest_alias("acme")
+
+
+@respx.mock
+def test_an_alias_lookup_returns_the_customer_holding_it(client: MetronomeClient) -> None:
+    mine = {**_customer(1), "ingest_aliases": ["x", "acme"]}
+    respx.get(f"{BASE}/v1/customers").mock(return_value=httpx.Response(200, json={"data": [mine]}))
+    assert client.find_customer_by_ingest_alias("acme") == mine

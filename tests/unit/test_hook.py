@@ -165,3 +165,87 @@ def test_undefined_connection_is_a_config_error() -> None:
         MetronomeConfigError, match=r"'nowhere' is not defined: create a 'avalara' connection"
     ):
         AvalaraHook(avalara_conn_id="nowhere").get_credentials()
+
+
+# -- connection values the client cannot use are config errors naming the connection
+
+
+def test_a_token_with_surrounding_whitespace_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_conn(monkeypatch, "m1", conn_type="metronome", host="http://127.0.0.1:9", password=f"{TOKEN}\n")
+    hook = MetronomeHook(metronome_conn_id="m1")
+    assert hook.settings.token == TOKEN
+    assert hook.get_conn().bearer_token == TOKEN
+
+
+def test_a_token_of_whitespace_only_is_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_conn(monkeypatch, "m1", conn_type="metronome", password=" \n")
+    with pytest.raises(MetronomeConfigError, match="'m1' has no API token"):
+        _ = MetronomeHook(metronome_conn_id="m1").settings
+
+
+@pytest.mark.parametrize(
+    "token", ["tok_ünïcode_1a2b3c4d5e6f", "tok_with space_1a2b3c4d", "tok_ctrl\x07_1a2b3c4d5e"]
+)
+def test_a_token_a_header_cannot_carry_is_a_config_error_naming_the_connection(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    _set_conn(monkeypatch, "m1", conn_type="metronome", host="http://127.0.0.1:9", password=token)
+    with pytest.raises(MetronomeConfigError, match=r"API token in Airflow connection 'm1'") as info:
+        MetronomeHook(metronome_conn_id="m1").get_conn()
+    assert token not in str(info.value)
+    ok, message = MetronomeHook(metronome_conn_id="m1").test_connection()
+    assert not ok
+    assert "Airflow connection 'm1'" in message
+    assert "UnicodeEncodeError" not in message
+    assert token not in message
+
+
+@pytest.mark.parametrize("timeout", [0, "0", -1, "nan", "inf"])
+def test_a_timeout_that_is_not_above_zero_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, timeout: object
+) -> None:
+    _set_conn(monkeypatch, "m1", conn_type="metronome", password=TOKEN, extra={"timeout": timeout})
+    with pytest.raises(MetronomeConfigError, match=r"Connection 'm1'.*timeout"):
+        _ = MetronomeHook(metronome_conn_id="m1").settings
+    ok, message = MetronomeHook(metronome_conn_id="m1").test_connection()
+    assert not ok
+    assert "timeout" in message
+    assert "Operation now in progress" not in message
+
+
+def test_a_timeout_argument_of_zero_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_metronome.client import MetronomeClient
+
+    _set_conn(monkeypatch, "m1", conn_type="metronome", password=TOKEN)
+    with pytest.raises(MetronomeConfigError, match=r"'m1'.*timeout must be a number of seconds above 0"):
+        _ = MetronomeHook(metronome_conn_id="m1", timeout=0).settings
+    ok, message = MetronomeClient("http://127.0.0.1:9", TOKEN, timeout=0).test_connection()
+    assert not ok
+    assert "timeout of the Metronome client must be a number of seconds above 0" in message
+
+
+@pytest.mark.parametrize(
+    "host", ["https://api.metronome.example/?token=abc", "https://api.metronome.example/#x"]
+)
+def test_a_base_url_with_a_query_or_fragment_is_refused(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    _set_conn(monkeypatch, "m1", conn_type="metronome", host=host, password=TOKEN)
+    with pytest.raises(MetronomeConfigError, match="'m1': Base URL must not have a query string or fragment"):
+        _ = MetronomeHook(metronome_conn_id="m1").settings
+
+
+def test_cleartext_to_a_remote_host_is_warned_once_naming_the_host(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="airflow_provider_metronome.client")
+    _set_conn(
+        monkeypatch, "m1", conn_type="metronome", host="http://metronome-gw.hook.example:8080", password=TOKEN
+    )
+    for _ in range(2):
+        hook = MetronomeHook(metronome_conn_id="m1")
+        hook.get_conn()
+        hook.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "metronome-gw.hook.example" in warnings[0]
