@@ -56,19 +56,7 @@ def emulator(_emulator_process: RunningEmulator) -> Iterator[RunningEmulator]:
     emu.admin("faults", _NO_FAULTS)
 
 
-_NO_FAULTS: dict[str, Any] = {
-    "latency_ms": 0,
-    "jitter_ms": 0,
-    "p_429": 0,
-    "p_500": 0,
-    "p_503": 0,
-    "p_reset": 0,
-    "p_commit_500": 0,
-    "rate_limit": 0,
-    "rate_burst": 0,
-    "retry_after_ms": 50,
-    "seed": 0,
-}
+_NO_FAULTS: dict[str, Any] = {**seeds.NO_FAULTS, "retry_after_ms": 50, "seed": 0}
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,20 @@ UMBRELLA = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a04"
 ARCHIVED = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a99"
 
 
+# Every fault of the emulator switched off (POST /_emulator/faults).
+NO_FAULTS: dict[str, float] = {
+    "latency_ms": 0,
+    "jitter_ms": 0,
+    "p_429": 0,
+    "p_500": 0,
+    "p_503": 0,
+    "p_reset": 0,
+    "p_commit_500": 0,
+    "rate_limit": 0,
+    "rate_burst": 0,
+}
+
+
 def delivery_methods(*, two_stripe_accounts: bool = False) -> list[dict[str, Any]]:
     dms = [
         {"billing_provider": "stripe", "delivery_method": "direct_to_billing_provider",

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests import seeds
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
@@ -46,17 +48,6 @@ AVALARA_PASSWORD = "Av4lara-Depl0y-P@ss-91c3e5"
 METRONOME_APP_URL = "https://app.metronome.com"
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
-NO_FAULTS: dict[str, float] = {
-    "latency_ms": 0,
-    "jitter_ms": 0,
-    "p_429": 0,
-    "p_500": 0,
-    "p_503": 0,
-    "p_reset": 0,
-    "p_commit_500": 0,
-    "rate_limit": 0,
-    "rate_burst": 0,
-}
 
 
 class DeploymentError(RuntimeError):
@@ -104,7 +95,7 @@ class Emulator:
     def reset(self, seed: dict[str, Any], **faults: float) -> None:
         """Replace the whole state with ``seed``; set the faults (none unless given)."""
         self.admin("reset", seed)
-        self.admin("faults", {**NO_FAULTS, **faults})
+        self.admin("faults", {**seeds.NO_FAULTS, **faults})
 
 
 @dataclass
