@@ -9,9 +9,23 @@ before raising).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MetronomeError(Exception):
     """Base class of every error raised by airflow-provider-metronome."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only fields that Exception's own pickling would drop:
+        # rebuild from the message and the attributes, whatever the subclass.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
+
+def _rebuild(cls: type[MetronomeError], args: tuple[Any, ...], state: dict[str, Any]) -> MetronomeError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class MetronomeConfigError(MetronomeError):
@@ -56,33 +70,6 @@ class MetronomeAPIError(MetronomeError):
             text += f" after {self.attempts} attempts"
         return text
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        # Keep the keyword-only fields when the exception crosses a process boundary.
-        return (
-            _rebuild_api_error,
-            (
-                type(self),
-                self.status,
-                self.api_message,
-                self.method,
-                self.path,
-                self.request_id,
-                self.attempts,
-            ),
-        )
-
-
-def _rebuild_api_error(
-    cls: type[MetronomeAPIError],
-    status: int,
-    message: str,
-    method: str,
-    path: str,
-    request_id: str | None,
-    attempts: int,
-) -> MetronomeAPIError:
-    return cls(status, message, method=method, path=path, request_id=request_id, attempts=attempts)
-
 
 class MetronomeBadRequestError(MetronomeAPIError):
     """400 / 422 / 413: the request is malformed or too large; retrying will not help.
@@ -125,40 +112,6 @@ class MetronomeRedirectError(MetronomeAPIError):
         self.location = location
         super().__init__(status, message, method=method, path=path, request_id=request_id, attempts=attempts)
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (
-            _rebuild_redirect_error,
-            (
-                self.status,
-                self.api_message,
-                self.method,
-                self.path,
-                self.request_id,
-                self.attempts,
-                self.location,
-            ),
-        )
-
-
-def _rebuild_redirect_error(
-    status: int,
-    message: str,
-    method: str,
-    path: str,
-    request_id: str | None,
-    attempts: int,
-    location: str | None,
-) -> MetronomeRedirectError:
-    return MetronomeRedirectError(
-        status,
-        message,
-        method=method,
-        path=path,
-        request_id=request_id,
-        attempts=attempts,
-        location=location,
-    )
-
 
 class MetronomeAuthError(MetronomeAPIError):
     """401 / 403: the token is missing, invalid, or lacks permission. Never retried."""
@@ -196,9 +149,6 @@ class MetronomeConnectionError(MetronomeError):
         super().__init__(
             f"Could not reach Metronome on {method} {path}: {message} after {attempts} attempt(s)"
         )
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild_connection_error, (self.args[0], self.method, self.path, self.attempts))
 
 
 class MetronomeResponseError(MetronomeError):
@@ -238,25 +188,6 @@ class MetronomeResponseError(MetronomeError):
         else:
             text = f"Metronome API answers to {method} {path} cannot be used: {message}"
         super().__init__(text)
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (
-            _rebuild_response_error,
-            (self.detail, self.method, self.path, self.status, self.attempts),
-        )
-
-
-def _rebuild_response_error(
-    message: str, method: str, path: str, status: int | None, attempts: int
-) -> MetronomeResponseError:
-    return MetronomeResponseError(message, method=method, path=path, status=status, attempts=attempts)
-
-
-def _rebuild_connection_error(text: str, method: str, path: str, attempts: int) -> MetronomeConnectionError:
-    err = MetronomeConnectionError.__new__(MetronomeConnectionError)
-    Exception.__init__(err, text)
-    err.method, err.path, err.attempts = method, path, attempts
-    return err
 
 
 _BY_STATUS: dict[int, type[MetronomeAPIError]] = {
