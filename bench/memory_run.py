@@ -4,7 +4,9 @@
 
 The rows cover ``--customers`` customers (copies of each customer's row beyond the
 first are duplicates), so the API work stays the same whatever N is and the figure
-shows what the row stream itself costs.
+shows what the row stream itself costs. With ``--conflicting`` every copy asks for a
+different configuration instead: N conflicting rows, each rejected naming a few of the
+others (time and memory must stay linear and flat).
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def _rows(n: int, customers: int) -> Iterator[tuple[object, ...]]:
+def _rows(n: int, customers: int, *, conflicting: bool) -> Iterator[tuple[object, ...]]:
     stamp = datetime(2024, 6, 1, tzinfo=UTC)
     base = [demo_data.to_warehouse(demo_data.desired_row(i), stamp) for i in range(customers)]
     for k in range(n):
-        row = base[k % customers]
+        row = dict(base[k % customers])
+        if conflicting and k >= customers:
+            config = json.loads(str(row["configuration"]))
+            config["conflict_copy"] = str(k)  # same identity, another configuration
+            row["configuration"] = json.dumps(config)
         yield tuple(row[c] for c in demo_data.WAREHOUSE_COLUMNS)
 
 
@@ -41,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--conflicting", action="store_true", help="copies conflict instead of repeating")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "warehouse.db")
@@ -49,7 +56,7 @@ def main() -> None:
         with db:
             marks = ", ".join("?" * len(demo_data.WAREHOUSE_COLUMNS))
             db.executemany(
-                f"INSERT INTO customer_billing_configs VALUES ({marks})", _rows(args.rows, args.customers)
+                f"INSERT INTO customer_billing_configs VALUES ({marks})", _rows(args.rows, args.customers, conflicting=args.conflicting)
             )
         db.close()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -59,7 +66,14 @@ def main() -> None:
             conn = sqlite3.connect(path)
             start = time.perf_counter()
             rows = iter_query_rows(conn, "SELECT * FROM customer_billing_configs", fetch_size=2000)
-            report = BillingConfigSync(client, SyncOptions(chunk_size=2000)).run(rows)
+            rejects = 0
+
+            def count(_rejection: object) -> None:
+                nonlocal rejects
+                rejects += 1
+
+            sync = BillingConfigSync(client, SyncOptions(chunk_size=2000), on_reject=count)
+            report = sync.run(rows)
             elapsed = time.perf_counter() - start
             conn.close()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -71,6 +85,9 @@ def main() -> None:
                 "customers": args.customers,
                 "created": report.created,
                 "duplicates": report.duplicates,
+                "conflicting": args.conflicting,
+                "rejected": report.rejected,
+                "rejects_written": rejects,
                 "seconds": round(elapsed, 1),
                 "peak_rss_mb": round(peak_kb / 1024, 1),
                 "rss_before_sync_mb": round(before / 1024, 1),

@@ -77,35 +77,80 @@ class SyncReport(BaseModel):
     # account has a handful of delivery methods). Drives the Avalara step of the DAG.
     tax_delivery_methods: dict[str, list[str]] = Field(default_factory=dict)
 
-    def add_tax_delivery_method(self, tax_provider: str | None, delivery_method_id: str) -> None:
+    # -- verbs: the only way counts change (the engine never edits a counter) -----------
+
+    def record_read(self, n: int = 1) -> None:
+        """``n`` more source rows belong to this sync."""
+        self.rows_read += n
+
+    def record_staged(self, n: int) -> None:
+        """``n`` rows passed validation and resolution."""
+        self.valid += n
+
+    def record_rejected(
+        self, rejection: Rejection, provider: str | None, *, staged: bool = False, held: bool = False
+    ) -> None:
+        """A row is not synced.
+
+        :param rejection: which row and why.
+        :param provider: its billing provider when known (for ``by_provider``).
+        :param staged: the row had been counted valid (it fails later: a conflict, a
+            customer that does not exist, a write Metronome refused).
+        :param held: another sync kept its customer locked past ``lock_timeout``.
+        """
+        self.rejected += 1
+        if staged:
+            self.valid -= 1
+        if held:
+            self.held_elsewhere += 1
+        if provider:
+            self._count(provider, "rejected")
+        if len(self.rejections) < SAMPLE_LIMIT:
+            self.rejections.append(rejection)
+
+    def record_duplicates(self, provider: str, n: int) -> None:
+        """``n`` rows repeat another row exactly (the first one is synced)."""
+        self.duplicates += n
+        self._count(provider, "duplicates", n)
+
+    def record_unchanged(self, provider: str, tax_provider: str | None, delivery_method_id: str) -> None:
+        """A row's configuration is already active in Metronome."""
+        self.unchanged += 1
+        self._count(provider, "unchanged")
+        self._tax_delivery_method(tax_provider, delivery_method_id)
+
+    def record_created(
+        self, provider: str, tax_provider: str | None, delivery_method_id: str, config_id: str | None
+    ) -> None:
+        """A row's configuration was created (``config_id`` is ``None`` in a dry run)."""
+        self.created += 1
+        self._count(provider, "created")
+        self._tax_delivery_method(tax_provider, delivery_method_id)
+        if config_id is not None and len(self.created_ids) < SAMPLE_LIMIT:
+            self.created_ids.append(config_id)
+
+    def record_archived(self, provider: str, config_id: str) -> None:
+        """A configuration was archived (or would be, in a dry run)."""
+        self.archived += 1
+        self._count(provider, "archived")
+        if len(self.archived_ids) < SAMPLE_LIMIT:
+            self.archived_ids.append(config_id)
+
+    def record_planned(self, change: PlannedChange) -> None:
+        """Keep a sample of the changes made or planned."""
+        if len(self.planned) < SAMPLE_LIMIT:
+            self.planned.append(change)
+
+    def _tax_delivery_method(self, tax_provider: str | None, delivery_method_id: str) -> None:
         if not tax_provider:
             return
         ids = self.tax_delivery_methods.setdefault(tax_provider, [])
         if delivery_method_id not in ids:
             ids.append(delivery_method_id)
 
-    def count(self, provider: str, outcome: str, n: int = 1) -> None:
-        """Add ``n`` to the ``outcome`` counter of ``provider``."""
+    def _count(self, provider: str, outcome: str, n: int = 1) -> None:
         counter = self.by_provider.setdefault(provider, {})
         counter[outcome] = counter.get(outcome, 0) + n
-
-    def add_rejection(self, rejection: Rejection, provider: str | None) -> None:
-        self.rejected += 1
-        if provider:
-            self.count(provider, "rejected")
-        if len(self.rejections) < SAMPLE_LIMIT:
-            self.rejections.append(rejection)
-
-    def add_created(self, ids: list[str]) -> None:
-        room = SAMPLE_LIMIT - len(self.created_ids)
-        if room > 0:
-            self.created_ids.extend(ids[:room])
-
-    def add_archived(self, ids: list[str]) -> None:
-        self.archived += len(ids)
-        room = SAMPLE_LIMIT - len(self.archived_ids)
-        if room > 0:
-            self.archived_ids.extend(ids[:room])
 
     def summary(self, *, sample: int = 10) -> dict[str, Any]:
         """A small JSON-serialisable summary, fit for XCom."""

@@ -51,3 +51,30 @@ class Progress:
             )
         else:
             self.log.info("%s: %d, %.0f/s", self.what, done, rate)
+
+
+class LogBudget:
+    """Log the first ``limit`` items of a kind one by one, then say once that only counting goes on.
+
+    A sync of a million bad rows must not write a million log lines: the full list goes
+    to the rejects file, the log keeps the first ones and the counts.
+
+    :param log: where to log.
+    :param what: what is logged (e.g. ``"rejections"``), for the closing line.
+    :param limit: items logged one by one.
+    :param level: the level of the closing line.
+    """
+
+    def __init__(self, log: logging.Logger, what: str, *, limit: int = 200, level: int = 20) -> None:
+        self.log = log
+        self.what = what
+        self.limit = limit
+        self.level = level
+        self.seen = 0
+
+    def allow(self) -> bool:
+        """Count one item; whether it may still be logged on its own line."""
+        self.seen += 1
+        if self.seen == self.limit + 1:
+            self.log.log(self.level, "More %s: only counting from here (see the report)", self.what)
+        return self.seen <= self.limit

@@ -67,11 +67,11 @@ class StagedRow:
 class IdentityGroup:
     """The staged rows of one customer + billing provider + delivery method.
 
-    Identical rows need only the first (the others are counted), so memory stays
-    flat however many copies a table holds; conflicting rows are all kept, since
-    each one is rejected by its row number.
+    Only the first row is kept, so memory stays flat however many rows a table holds
+    for one identity: identical copies are only counted, and conflicting rows (each
+    rejected by its row number) are streamed back with :meth:`Staging.conflicting_rows`.
 
-    :param rows: the first row, or every row (in source order) when they conflict.
+    :param rows: the first row (in source order).
     :param distinct: how many different configurations they ask for.
     :param size: how many rows the source holds for this identity.
     """
@@ -165,6 +165,19 @@ class Staging:
             return groups
         return []
 
+    def conflicting_rows(self, group: IdentityGroup) -> Iterator[tuple[int, str]]:
+        """``(row number, key)`` of every row of ``group``'s identity, in source order, streamed."""
+        first = group.rows[0]
+        cursor = self.db.execute(
+            "SELECT body FROM staged "
+            "WHERE customer_id = ? AND billing_provider = ? AND delivery_method_id = ? ORDER BY seq",
+            (first.customer_id, first.billing_provider, first.delivery_method_id),
+        )
+        while batch := cursor.fetchmany(1000):
+            for (body,) in batch:
+                row_no, key = json.loads(body)[:2]
+                yield int(row_no), str(key)
+
     def close(self) -> None:
         """Delete the file."""
         self.db.close()
@@ -189,14 +202,10 @@ def _grouped(cursor: sqlite3.Cursor) -> Iterator[tuple[str, list[IdentityGroup]]
             identity = (customer_id, provider, dm_id)
             if identity == last_identity:
                 groups[-1].size += 1
-                if distinct == 1:
-                    continue  # an identical copy: counted, not kept
+                continue  # a copy or a conflicting row: counted, not kept
             row_no, key, method, configuration, tax, given = json.loads(body)
             staged = StagedRow(row_no, key, customer_id, provider, dm_id, method, configuration, tax, given)
-            if identity != last_identity:
-                groups.append(IdentityGroup([staged], distinct))
-                last_identity = identity
-            else:
-                groups[-1].rows.append(staged)
+            groups.append(IdentityGroup([staged], distinct))
+            last_identity = identity
     if current is not None:
         yield current, groups
