@@ -1,15 +1,14 @@
 """Per-provider configuration rules, kept as data so a reader can check them against the docs.
 
-Sources: ``shared/metronome-api/openapi.yaml`` (enums, request examples of
-``setCustomerBillingProviderConfigurations``) and the Metronome reference pages it
-cites. Keys a provider *requires* are the ones every documented example of that
+Sources: the Metronome API reference for
+https://docs.metronome.com/api-reference/customers/set-billing-provider-configurations-for-a-customer.md
+(its enums and request examples) and the pages it links to. Keys a provider *requires* are the ones every documented example of that
 provider carries; Stripe's ``stripe_collection_method`` values are the documented
 ones. ``tax_provider`` is documented as "only supported for Stripe billing provider
 configurations with auto_charge_payment_intent or manual_charge_payment_intent
 collection methods".
 
-Plain Python, no imports beyond the standard library: the emulator enforces the same
-table server-side.
+Plain Python, no imports beyond the standard library.
 """
 
 from __future__ import annotations

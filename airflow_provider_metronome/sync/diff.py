@@ -1,6 +1,6 @@
 """The diff: given a customer's desired rows and its configurations in Metronome, what to do.
 
-Identity of a configuration (DESIGN.md): customer, billing provider, delivery method
+Identity of a configuration: customer, billing provider, delivery method
 and the configuration keys the row gives. A row matches an active configuration when
 all of those agree (keys the row does not give are Metronome's business, e.g. defaults
 it filled in), and the tax provider agrees.
