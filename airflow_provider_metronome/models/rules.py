@@ -2,9 +2,10 @@
 
 Sources: the Metronome API reference for
 https://docs.metronome.com/api-reference/customers/set-billing-provider-configurations-for-a-customer.md
-(its enums and request examples) and the pages it links to. Keys a provider *requires* are the ones every documented example of that
-provider carries; Stripe's ``stripe_collection_method`` values are the documented
-ones. ``tax_provider`` is documented as "only supported for Stripe billing provider
+(its enums and request examples) and the pages it links to. Keys a provider
+*requires* are the ones every documented example of that provider carries;
+Stripe's ``stripe_collection_method`` values are the documented ones.
+``tax_provider`` is documented as "only supported for Stripe billing provider
 configurations with auto_charge_payment_intent or manual_charge_payment_intent
 collection methods".
 
