@@ -64,6 +64,11 @@ class SyncReport(BaseModel):
     # Rejected rows whose customer another sync held past lock_timeout (not bad data:
     # a retry syncs them).
     held_elsewhere: int = 0
+    # Unchanged rows the results ledger vouched for: no Metronome call was made for them.
+    settled_by_ledger: int = 0
+    # Rows whose configuration recorded by the ledger was archived or changed outside
+    # the sync (found by a verifying run, which repairs them).
+    drift: int = 0
     # The customer, when the sync touched exactly one (the task's link opens its page).
     only_customer_id: str | None = None
     api_calls: int = 0
@@ -136,6 +141,14 @@ class SyncReport(BaseModel):
         if len(self.archived_ids) < SAMPLE_LIMIT:
             self.archived_ids.append(config_id)
 
+    def record_settled_by_ledger(self) -> None:
+        """An unchanged row was vouched for by the results ledger, without a Metronome call."""
+        self.settled_by_ledger += 1
+
+    def record_drift(self) -> None:
+        """A configuration the ledger recorded is no longer what Metronome has."""
+        self.drift += 1
+
     def record_planned(self, change: PlannedChange) -> None:
         """Keep a sample of the changes made or planned."""
         if len(self.planned) < SAMPLE_LIMIT:
@@ -166,6 +179,8 @@ class SyncReport(BaseModel):
             "rejected": self.rejected,
             "customers": self.customers,
             "held_elsewhere": self.held_elsewhere,
+            "settled_by_ledger": self.settled_by_ledger,
+            "drift": self.drift,
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 2),
             "by_provider": self.by_provider,
@@ -183,13 +198,21 @@ class SyncReport(BaseModel):
             f"{averb} {self.archived}, duplicates {self.duplicates}, rejected {self.rejected} "
             f"({self.customers} customers, {self.api_calls} API calls, {self.seconds:.1f}s)"
         ]
+        if self.settled_by_ledger or self.drift:
+            lines.append(
+                f"  results ledger: {self.settled_by_ledger} unchanged rows needed no Metronome call; "
+                f"drift repaired or found: {self.drift}"
+            )
         for provider in sorted(self.by_provider):
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.by_provider[provider].items()))
             lines.append(f"  {provider}: {counts}")
         return "\n".join(lines)
 
 
-_SUMMED = ("rows_read", "created", "unchanged", "archived", "duplicates", "rejected", "api_calls")
+_SUMMED = (
+    "rows_read", "created", "unchanged", "archived", "duplicates", "rejected", "api_calls",
+    "settled_by_ledger", "drift", "held_elsewhere",
+)  # fmt: skip
 
 
 def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_metronome.client.api import MetronomeApi
     from airflow_provider_metronome.models.report import Rejection
+    from airflow_provider_metronome.sync.ledger import LedgerReader, Spool
 
 __all__ = ["BillingConfigSync", "SyncOptions", "row_key"]
 
@@ -72,6 +73,9 @@ class SyncOptions:
         are still judged here, once resolved.
     :param lock_timeout: seconds to wait for customers another sync holds before
         rejecting their rows (they are synced by the next run).
+    :param verify: with a results ledger, still read every customer from Metronome
+        (and look every alias up): finds and repairs configurations archived or
+        changed outside the sync since the ledger recorded them (``drift``).
     """
 
     mode: str = "create_missing"
@@ -85,6 +89,7 @@ class SyncOptions:
     partitions: int = 1
     prefiltered: bool = False
     lock_timeout: float = 900.0
+    verify: bool = False
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
@@ -109,6 +114,11 @@ class BillingConfigSync:
     :param locks: the customer locks every sync of the same customers respects
         (:mod:`.locks`; default: :class:`~.locks.FileCustomerLocks`, shared by every
         task on this machine). The sync closes them when it ends.
+    :param ledger: the results ledger to consult (:class:`~.ledger.ResultsTable`):
+        rows whose latest outcome was created/unchanged with the same content cost no
+        Metronome call (unless ``options.verify``).
+    :param spool: where every row's outcome is kept for the ledger (the caller writes
+        it to the warehouse once the sync is done).
     """
 
     def __init__(
@@ -119,14 +129,19 @@ class BillingConfigSync:
         on_reject: Callable[[Rejection], None] | None = None,
         logger: logging.Logger | None = None,
         locks: CustomerLocks | None = None,
+        ledger: LedgerReader | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.api = api
+        self.ledger = ledger
         self.options = options or SyncOptions()
         self.options.check()
         self.log = logger or log
         self.locks = locks
         self.report = SyncReport(mode=self.options.mode, dry_run=self.options.dry_run)
-        self.outcomes = Outcomes(self.report, dry_run=self.options.dry_run, log=self.log, on_reject=on_reject)
+        self.outcomes = Outcomes(
+            self.report, dry_run=self.options.dry_run, log=self.log, on_reject=on_reject, spool=spool
+        )
 
     def run(self, rows: Iterable[Mapping[str, Any]]) -> SyncReport:
         """Sync ``rows``; return the report.
@@ -155,6 +170,7 @@ class BillingConfigSync:
                 reader = RowReader(
                     self.api, methods, share, self.outcomes, self.log,
                     chunk_size=opts.chunk_size, progress_interval=opts.progress_interval,
+                    ledger=self.ledger, verify=opts.verify,
                 )  # fmt: skip
                 reader.stage(rows, staging, pool)
                 if opts.dry_run:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
 from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
+from airflow_provider_metronome.sync.ledger import RowFacts, Settled, raw_facts, row_identity
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
 from airflow_provider_metronome.sync.sources import bucket, customer_key, placed_by_sql
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     from airflow_provider_metronome.client.api import MetronomeApi
+    from airflow_provider_metronome.sync.ledger import LedgerReader
     from airflow_provider_metronome.sync.outcomes import Outcomes
 
 _KEY_VALUE_LIMIT = 60
@@ -98,8 +100,25 @@ class Share:
         return bucket(customer_id or alias, self.partitions) == self.partition
 
 
-# (row number, key, parsed row, whether this share owns it: None = once resolved)
-_Parsed = tuple[int, str, BillingConfigRow, "bool | None"]
+@dataclass(slots=True)
+class _Parsed:
+    """A valid row of a chunk, on its way to staging."""
+
+    number: int
+    key: str
+    row: BillingConfigRow
+    # whether this share owns it (None: only its resolved customer can tell)
+    owned: bool | None
+    row_key: str
+    row_hash: str
+    # the ledger's latest settled outcome for this exact row, if any
+    settled: Settled | None = None
+
+    def facts(self, customer_id: str | None, delivery_method_id: str | None) -> RowFacts:
+        return RowFacts(
+            self.number, self.row_key, self.row_hash, customer_id, self.row.ingest_alias,
+            self.row.billing_provider, delivery_method_id,
+        )  # fmt: skip
 
 
 class RowReader:
@@ -112,6 +131,9 @@ class RowReader:
     :param log: where progress goes.
     :param chunk_size: rows handled per step.
     :param progress_interval: seconds between progress lines.
+    :param ledger: the results ledger: rows it vouches for are marked settled (and,
+        unless ``verify``, keyed-by-alias rows need no lookup).
+    :param verify: look every alias up even when the ledger knows it.
     """
 
     def __init__(
@@ -124,6 +146,8 @@ class RowReader:
         *,
         chunk_size: int,
         progress_interval: float,
+        ledger: LedgerReader | None = None,
+        verify: bool = False,
     ) -> None:
         self.api = api
         self.methods = methods
@@ -133,6 +157,8 @@ class RowReader:
         self.log = log
         self.chunk_size = chunk_size
         self.progress_interval = progress_interval
+        self.ledger = ledger
+        self.verify = verify
 
     def stage(self, rows: Iterable[Mapping[str, Any]], staging: Staging, pool: ThreadPoolExecutor) -> None:
         """Read every row; stage the good ones of this share, reject the bad ones."""
@@ -142,7 +168,15 @@ class RowReader:
         for chunk in chunks(rows, self.chunk_size):
             parsed = self._parse(chunk, number)
             number += len(chunk)
-            wanted = [r.ingest_alias for _, _, r, _ in parsed if r.ingest_alias is not None]
+            if self.ledger is not None and parsed:
+                self._settle(parsed)
+            wanted = [
+                p.row.ingest_alias
+                for p in parsed
+                if p.row.customer_id is None
+                and p.row.ingest_alias is not None
+                and (self.verify or not p.settled)
+            ]
             resolved = aliases.resolve_many(wanted) if wanted else {}
             staged = [s for s in (self._resolve(p, resolved) for p in parsed) if s is not None]
             staging.add(staged)
@@ -168,9 +202,8 @@ class RowReader:
                 key = row_key(raw)
                 provider = raw.get("billing_provider") if isinstance(raw, Mapping) else None
                 for problem in _one_problem(result):
-                    self.outcomes.reject(
-                        number, key, problem.field, problem.reason, _known_provider(provider)
-                    )
+                    facts = raw_facts(number, raw)
+                    self.outcomes.reject(facts, key, problem.field, problem.reason, _known_provider(provider))
                 continue
             if owned is None and result.customer_id is not None:
                 # An id in an unusual shape: placed by its parsed (canonical) form.
@@ -179,27 +212,49 @@ class RowReader:
                     continue
             if owned:
                 self.report.record_read()
-            parsed.append((number, row_key(raw), result, owned))
+            identity = row_identity(
+                customer_id=result.customer_id, ingest_alias=result.ingest_alias,
+                billing_provider=result.billing_provider, delivery_method=result.delivery_method,
+                delivery_method_id=result.delivery_method_id, configuration=result.configuration,
+                tax_provider=result.tax_provider,
+            )  # fmt: skip
+            parsed.append(_Parsed(number, row_key(raw), result, owned, *identity))
         return parsed
+
+    def _settle(self, parsed: list[_Parsed]) -> None:
+        """Mark the rows whose latest ledger outcome was created/unchanged with this very content."""
+        assert self.ledger is not None
+        known = self.ledger.settled(list(dict.fromkeys(p.row_key for p in parsed)))
+        for p in parsed:
+            found = known.get(p.row_key)
+            if found is not None and found.row_hash == p.row_hash:
+                p.settled = found
 
     def _resolve(self, parsed: _Parsed, aliases: dict[str, str | None]) -> StagedRow | None:
         """The staged row, once its customer and delivery method are known; ``None`` if not this sync's."""
-        number, key, r, owned = parsed
+        number, key, r, owned = parsed.number, parsed.key, parsed.row, parsed.owned
         customer_id = r.customer_id
         if customer_id is None:
-            customer_id = aliases.get(r.ingest_alias or "")
+            if parsed.settled is not None and not self.verify:
+                customer_id = parsed.settled.customer_id  # the ledger resolved it: no lookup
+            else:
+                customer_id = aliases.get(r.ingest_alias or "")
             if owned is None:
                 if not self.share.owns_resolved(r.ingest_alias or "", customer_id):
                     return None
                 self.report.record_read()
             if customer_id is None:
                 reason = f"no active Metronome customer has ingest alias {r.ingest_alias!r}"
-                self.outcomes.reject(number, key, "ingest_alias", reason, r.billing_provider)
+                self.outcomes.reject(
+                    parsed.facts(None, None), key, "ingest_alias", reason, r.billing_provider
+                )
                 return None
         dm, field, reason = self.methods.resolve(r.billing_provider, r.delivery_method, r.delivery_method_id)
         if dm is None:
-            self.outcomes.reject(number, key, field, reason, r.billing_provider)
+            facts = parsed.facts(customer_id, r.delivery_method_id)
+            self.outcomes.reject(facts, key, field, reason, r.billing_provider)
             return None
+        settled = parsed.settled
         return StagedRow(
             row=number,
             key=key,
@@ -210,6 +265,12 @@ class RowReader:
             configuration=r.configuration,
             tax_provider=r.tax_provider,
             given_delivery="delivery_method" if r.delivery_method else "delivery_method_id",
+            ingest_alias=r.ingest_alias,
+            row_key=parsed.row_key,
+            row_hash=parsed.row_hash,
+            settled_id=None
+            if settled is None or settled.customer_id != customer_id
+            else settled.configuration_id,
         )
 
 

@@ -137,7 +137,7 @@ class Reconciler:
                 self.report.only_customer_id = block[0][0]
             seen += len(block)
             wanted = [(customer_id, self._desired(staging, groups)) for customer_id, groups in block]
-            wanted = [(customer_id, rows) for customer_id, rows in wanted if rows]
+            wanted = [(customer_id, rows) for customer_id, rows in wanted if rows and not self._settled(rows)]
             taken = set(self.locks.try_acquire([customer_id for customer_id, _ in wanted]))
             for customer_id, rows in wanted:
                 if customer_id in taken:
@@ -149,6 +149,19 @@ class Reconciler:
             progress.update(seen - len(held_elsewhere), total)
         self._finish_in_flight()
         return held_elsewhere
+
+    def _settled(self, rows: list[StagedRow]) -> bool:
+        """Book a customer whose every row the results ledger vouches for: no lock, no read.
+
+        Only when *every* row is vouched for: in ``replace`` mode the diff must see all of
+        a customer's rows, or it would archive the configurations of the unread ones.
+        """
+        if self.options.verify or any(r.settled_id is None for r in rows):
+            return False
+        for r in rows:
+            assert r.settled_id is not None
+            self.outcomes.unchanged(r, r.settled_id, without_call=True)
+        return True
 
     def _hold_if_unsettled(self, err: BaseException) -> None:
         """Keep the locks a while when a write may still land at Metronome.
@@ -231,7 +244,7 @@ class Reconciler:
         for customer_id in waiting:
             for r in self._desired(staging, staging.groups_of(customer_id), first_time=False):
                 self.outcomes.reject(
-                    r.row, r.key, "customer_id",
+                    r.facts(), r.key, "customer_id",
                     f"another sync kept customer {customer_id} locked for more than {timeout:.0f}s; "
                     "this row is synced by the next run (or raise lock_timeout)",
                     r.billing_provider, staged=True, held=True,
@@ -252,7 +265,7 @@ class Reconciler:
                     self._reject_conflict(staging, group)
                 continue
             if group.size > 1 and first_time:
-                self.outcomes.duplicates(group.rows[0].billing_provider, group.size - 1)
+                self.outcomes.duplicates(group.rows[0], islice(staging.rows_of(group), 1, None))
             desired.append(group.rows[0])
         return desired
 
@@ -261,13 +274,13 @@ class Reconciler:
         provider = group.rows[0].billing_provider
         # Name a few of the other rows, not all: N rows naming N-1 others each would
         # make the log and the rejects file quadratic in N.
-        shown = [n for n, _ in islice(staging.conflicting_rows(group), _CONFLICTS_NAMED + 1)]
-        for number, key in staging.conflicting_rows(group):
-            others = [n for n in shown if n != number][:_CONFLICTS_NAMED]
+        shown = [r.row for r in islice(staging.rows_of(group), _CONFLICTS_NAMED + 1)]
+        for r in staging.rows_of(group):
+            others = [n for n in shown if n != r.row][:_CONFLICTS_NAMED]
             more = group.size - 1 - len(others)
             listed = ", ".join(str(n) for n in others) + (f" and {more} more" if more else "")
             self.outcomes.reject(
-                number, key, "configuration",
+                r.facts(), r.key, "configuration",
                 f"conflicts with row(s) {listed}: same customer, billing provider and delivery "
                 "method but a different configuration or tax_provider; keep one row",
                 provider, staged=True,
@@ -282,13 +295,18 @@ class Reconciler:
         except MetronomeNotFoundError:
             for r in rows:
                 reason = f"no Metronome customer has id {customer_id}"
-                self.outcomes.reject(r.row, r.key, "customer_id", reason, r.billing_provider, staged=True)
+                self.outcomes.reject(r.facts(), r.key, "customer_id", reason, r.billing_provider, staged=True)
             self._customer_done(customer_id)
             return
         plan = plan_customer(customer_id, rows, configs, self.options.mode)
         self.flight.basis[customer_id] = {c["id"] for c in configs}
         for row, config_id in plan.unchanged:
+            if row.settled_id is not None and row.settled_id != config_id:
+                self.outcomes.drifted(row, config_id)
             self.outcomes.unchanged(row, config_id)
+        for row in plan.create:
+            if row.settled_id is not None:
+                self.outcomes.drifted(row, None)
         if self.options.dry_run:
             if plan.archive:
                 self.outcomes.archived(customer_id, plan.archive)
@@ -348,7 +366,7 @@ class Reconciler:
     def _book_write(self, result: tuple[Created, Rejected]) -> None:
         created, refused = result
         for row, where, reason in refused:
-            self.outcomes.reject(row.row, row.key, where, reason, row.billing_provider, staged=True)
+            self.outcomes.reject(row.facts(), row.key, where, reason, row.billing_provider, staged=True)
             self.flight.refused.add(row.customer_id)
         for row, config_id in created:
             self.outcomes.created(row, config_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.client.idempotency import canonical_json
+from airflow_provider_metronome.sync.ledger import RowFacts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,6 +36,11 @@ class StagedRow:
     :param configuration: the provider configuration.
     :param tax_provider: the tax provider, if any.
     :param given_delivery: whether the row named ``delivery_method`` or ``delivery_method_id``.
+    :param ingest_alias: the alias the row named its customer by, if it did.
+    :param row_key: the row's identity in the results ledger (:mod:`.ledger`).
+    :param row_hash: the hash of its desired content in the ledger.
+    :param settled_id: the configuration the ledger says satisfies this exact row
+        (its latest outcome was created or unchanged with the same content).
     """
 
     row: int
@@ -46,6 +52,17 @@ class StagedRow:
     configuration: dict[str, Any]
     tax_provider: str | None
     given_delivery: str
+    ingest_alias: str | None = None
+    row_key: str | None = None
+    row_hash: str | None = None
+    settled_id: str | None = None
+
+    def facts(self) -> RowFacts:
+        """What the results ledger records of this row."""
+        return RowFacts(
+            self.row, self.row_key, self.row_hash, self.customer_id, self.ingest_alias,
+            self.billing_provider, self.delivery_method_id,
+        )  # fmt: skip
 
     def payload(self) -> dict[str, Any]:
         """The ``setCustomerBillingProviderConfigurations`` item for this row, as the row gave it."""
@@ -69,7 +86,7 @@ class IdentityGroup:
 
     Only the first row is kept, so memory stays flat however many rows a table holds
     for one identity: identical copies are only counted, and conflicting rows (each
-    rejected by its row number) are streamed back with :meth:`Staging.conflicting_rows`.
+    rejected by its row number) are streamed back with :meth:`Staging.rows_of`.
 
     :param rows: the first row (in source order).
     :param distinct: how many different configurations they ask for.
@@ -119,7 +136,18 @@ class Staging:
         records = []
         for r in rows:
             body = json.dumps(
-                [r.row, r.key, r.delivery_method, r.configuration, r.tax_provider, r.given_delivery],
+                [
+                    r.row,
+                    r.key,
+                    r.delivery_method,
+                    r.configuration,
+                    r.tax_provider,
+                    r.given_delivery,
+                    r.ingest_alias,
+                    r.row_key,
+                    r.row_hash,
+                    r.settled_id,
+                ],
                 separators=(",", ":"),
                 default=str,
             )
@@ -165,18 +193,17 @@ class Staging:
             return groups
         return []
 
-    def conflicting_rows(self, group: IdentityGroup) -> Iterator[tuple[int, str]]:
-        """``(row number, key)`` of every row of ``group``'s identity, in source order, streamed."""
+    def rows_of(self, group: IdentityGroup) -> Iterator[StagedRow]:
+        """Every row of ``group``'s identity, in source order, streamed (conflicts, copies)."""
         first = group.rows[0]
         cursor = self.db.execute(
-            "SELECT body FROM staged "
+            "SELECT customer_id, billing_provider, delivery_method_id, body FROM staged "
             "WHERE customer_id = ? AND billing_provider = ? AND delivery_method_id = ? ORDER BY seq",
             (first.customer_id, first.billing_provider, first.delivery_method_id),
         )
         while batch := cursor.fetchmany(1000):
-            for (body,) in batch:
-                row_no, key = json.loads(body)[:2]
-                yield int(row_no), str(key)
+            for customer_id, provider, dm_id, body in batch:
+                yield _row(customer_id, provider, dm_id, body)
 
     def close(self) -> None:
         """Delete the file."""
@@ -203,9 +230,15 @@ def _grouped(cursor: sqlite3.Cursor) -> Iterator[tuple[str, list[IdentityGroup]]
             if identity == last_identity:
                 groups[-1].size += 1
                 continue  # a copy or a conflicting row: counted, not kept
-            row_no, key, method, configuration, tax, given = json.loads(body)
-            staged = StagedRow(row_no, key, customer_id, provider, dm_id, method, configuration, tax, given)
-            groups.append(IdentityGroup([staged], distinct))
+            groups.append(IdentityGroup([_row(customer_id, provider, dm_id, body)], distinct))
             last_identity = identity
     if current is not None:
         yield current, groups
+
+
+def _row(customer_id: str, provider: str, dm_id: str, body: str) -> StagedRow:
+    row_no, key, method, configuration, tax, given, alias, row_key, row_hash, settled = json.loads(body)
+    return StagedRow(
+        row_no, key, customer_id, provider, dm_id, method, configuration, tax, given,
+        alias, row_key, row_hash, settled,
+    )  # fmt: skip
