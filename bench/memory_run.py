@@ -55,9 +55,8 @@ def main() -> None:
         db = sqlite3.connect(path)
         with db:
             marks = ", ".join("?" * len(demo_data.WAREHOUSE_COLUMNS))
-            db.executemany(
-                f"INSERT INTO customer_billing_configs VALUES ({marks})", _rows(args.rows, args.customers, conflicting=args.conflicting)
-            )
+            generated = _rows(args.rows, args.customers, conflicting=args.conflicting)
+            db.executemany(f"INSERT INTO customer_billing_configs VALUES ({marks})", generated)
         db.close()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         seed = demo_data.build(args.customers, with_bad_rows=False).seed

@@ -118,8 +118,12 @@ def rate_limit_benchmark(rows_n: int, limit: float) -> dict[str, Any]:
 
 
 def _module(name: str, *args: str) -> dict[str, Any]:
+    return _module_lines(name, *args)[-1]
+
+
+def _module_lines(name: str, *args: str) -> list[dict[str, Any]]:
     out = subprocess.run([sys.executable, "-m", name, *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in out.stdout.strip().splitlines() if line.startswith("{")]
 
 
 def main() -> None:
@@ -138,6 +142,7 @@ def main() -> None:
     )
     results["parse"] = _module("bench.parse_cost", "--repeats", "15")
     results["rate_limit"] = rate_limit_benchmark(args.rate_rows, 100.0)
+    results["ledger"] = _module_lines("bench.ledger_calls", "--rows", str(args.rows))
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
@@ -169,6 +174,10 @@ def _print(r: dict[str, Any]) -> None:
         ("6. rate limit 100/s", f"{rl['sustained_rate']} req/s ({rl['share_of_limit']:.0%} of the limit), "
                                 f"{rl['share_429']:.1%} answered 429"),
     ]  # fmt: skip
+    for run in r["ledger"]:
+        calls = f"{run['api_calls']} calls for {run['rows_read']:,} rows read "
+        share = f"({run['calls_per_row']:.2%} of {run['rows']:,} rows)"
+        rows.append((f"7. ledger: {run['run']}", calls + share))
     width = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"{a:<{width}}  {b}")

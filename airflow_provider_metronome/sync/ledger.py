@@ -255,6 +255,7 @@ class ResultsTable:
         self.table = table
         self.view = f"{table}_latest"
         self.dialect = _dialect_name(hook)
+        self._conn: Any = None
 
     def _col(self, name: str) -> str:
         """A column name, quoted where the dialect reserves it (``partition``)."""
@@ -308,7 +309,7 @@ class ResultsTable:
                 f"WHERE l.row_key = r.row_key AND l.outcome NOT IN ({excluded}))"
             )
             latest: dict[str, tuple[Any, ...]] = {}
-            for key, digest, config_id, customer_id, outcome in self.hook.get_records(sql, parameters=keys):
+            for key, digest, config_id, customer_id, outcome in self._query(sql, keys):
                 # Same instant (rows of one run): a rejection wins, so nothing is skipped on doubt.
                 if key not in latest or outcome == "rejected":
                     latest[key] = (digest, config_id, customer_id, outcome)
@@ -316,6 +317,27 @@ class ResultsTable:
                 if outcome in SETTLED and config_id and customer_id and digest:
                     found[key] = Settled(str(digest), str(config_id), str(customer_id))
         return found
+
+    def _query(self, sql: str, parameters: list[str]) -> list[tuple[Any, ...]]:
+        """Run a lookup on one connection kept for the sync (``get_records`` would log every key)."""
+        if self._conn is None:
+            self._conn = self.hook.get_conn()
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+            # Read-only, but end the transaction: the session must not sit "idle in
+            # transaction" while the sync calls Metronome.
+            self._conn.rollback()
+
+    def close(self) -> None:
+        """Close the lookup connection, if one was opened."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def append(self, records: Iterable[tuple[Any, ...]], *, chunk: int = 1000) -> int:
         """Insert records (tuples in :data:`COLUMNS` order); return how many."""
