@@ -25,8 +25,8 @@ limiter) is spaced evenly at a learned rate, adjusted like TCP's congestion wind
   faults) would otherwise cut it again and again, since pacing does not make them
   rarer.
 
-A client paced this way sits just under the server's limit: on the emulator limited
-to 10 requests/s with a burst of 2, a 24-thread sync is answered about 9 requests/s
+A client paced this way sits just under the server's limit: against a limit of
+10 requests/s with a burst of 2, a 24-thread sync is answered about 9 requests/s
 with a 429 every few seconds.
 """
 

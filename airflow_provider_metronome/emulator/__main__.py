@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from airflow_provider_metronome.emulator.faults import FaultConfig
 
@@ -21,6 +22,20 @@ def _parser() -> argparse.ArgumentParser:
         "--token",
         default=os.environ.get("METRONOME_EMULATOR_TOKEN"),
         help="bearer token clients must send (default: $METRONOME_EMULATOR_TOKEN)",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("METRONOME_EMULATOR_ADMIN_TOKEN") or None,
+        help="token the admin API (/_emulator/*) needs in header X-Emulator-Admin-Token "
+        "(default: $METRONOME_EMULATOR_ADMIN_TOKEN; when unset, a random one is printed at start)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host header names NAME (any port); repeatable. "
+        "Loopback names and a non-wildcard --host are always allowed",
     )
     p.add_argument(
         "--seed",
@@ -56,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _has_legacy_digests(data: dict[str, Any]) -> bool:
+    """Whether a state file still holds the unsalted secret digests of older versions."""
+    entries = [
+        *data.get("avalara_credentials", {}).values(),
+        *data.get("anrok_api_tokens", {}).values(),
+    ]
+    return any(k.endswith("_sha256") for entry in entries for k in entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and serve until interrupted."""
     args = _parser().parse_args(argv)
@@ -85,21 +109,38 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"metronome-emulator: {err}", file=sys.stderr)
         return 2
-    emu = Emulator(
-        token=args.token,
-        faults=faults,
-        providers_page_size=args.providers_page_size,
-        state_file=args.state_file,
-        request_log_size=args.request_log_size,
-    )
+    try:
+        emu = Emulator(
+            token=args.token,
+            faults=faults,
+            providers_page_size=args.providers_page_size,
+            state_file=args.state_file,
+            request_log_size=args.request_log_size,
+            admin_token=args.admin_token,
+            allowed_hosts=args.allowed_host,
+            bind_host=args.host,
+        )
+    except ValueError as err:
+        print(f"metronome-emulator: {err}", file=sys.stderr)
+        return 2
     emu.faults.reconfigure()
-    if args.state_file and os.path.exists(args.state_file):
-        with open(args.state_file, encoding="utf-8") as fh:
-            emu.state.load(json.load(fh))
-        emu.state.dirty = False
-    elif args.seed:
-        with open(args.seed, encoding="utf-8") as fh:
-            emu.state.load(json.load(fh))
+    from_state = bool(args.state_file and os.path.exists(args.state_file))
+    source = args.state_file if from_state else args.seed
+    if source:
+        try:
+            with open(source, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as err:
+            print(f"metronome-emulator: cannot read {source}: {err}", file=sys.stderr)
+            return 2
+        problem = emu.state.seed_problem(data, adding=False)
+        if problem is not None:
+            print(f"metronome-emulator: {source}: {problem[0]}: {problem[1]}", file=sys.stderr)
+            return 2
+        emu.state.load(data)
+        # A state file loaded as is needs no rewrite; a seed (or a state file written
+        # before secrets were redacted) is saved in the current format.
+        emu.state.dirty = not from_state or _has_legacy_digests(data)
 
     def ready(port: int) -> None:
         if args.port_file:
@@ -107,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                 fh.write(str(port))
             os.replace(args.port_file + ".tmp", args.port_file)
         print(f"metronome-emulator listening on http://{args.host}:{port}", flush=True)
+        if emu.admin_token_generated:
+            print(
+                f"metronome-emulator admin token (send it as header X-Emulator-Admin-Token): "
+                f"{emu.admin_token}",
+                flush=True,
+            )
+        hosts = ", ".join(sorted(emu.allowed_hosts))
+        print(f"metronome-emulator answers requests addressed to: {hosts}", flush=True)
 
     serve(create_app(emu), args.host, args.port, ready=ready)
     return 0

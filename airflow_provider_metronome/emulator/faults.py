@@ -9,6 +9,18 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
+class FaultSettingError(ValueError):
+    """A fault setting that cannot be applied.
+
+    :param field: the setting's name.
+    :param message: what is wrong, naming the setting.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass
 class FaultConfig:
     """What the emulator does wrong, on purpose.
@@ -44,21 +56,33 @@ class FaultConfig:
     seed: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial update, checking names and ranges.
+        """Apply a partial update, checking names and ranges; all or nothing.
 
         :param changes: field names and new values.
+        :raises FaultSettingError: naming the first bad setting; nothing is changed then.
         """
-        known = {f.name: f.type for f in fields(self)}
+        known = {f.name for f in fields(self)}
+        checked: dict[str, int | float] = {}
         for name, value in changes.items():
             if name not in known:
-                raise ValueError(f"unknown fault setting {name!r} (known: {', '.join(sorted(known))})")
+                raise FaultSettingError(
+                    name, f"unknown fault setting {name!r} (known: {', '.join(sorted(known))})"
+                )
             if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ValueError(f"fault setting {name!r} must be a number")
+                raise FaultSettingError(name, f"fault setting {name!r} must be a number")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an integer too large for a float
+                finite = False
+            if not finite:
+                raise FaultSettingError(name, f"fault setting {name!r} must be a finite number")
             if name.startswith("p_") and not 0.0 <= value <= 1.0:
-                raise ValueError(f"fault setting {name!r} must be between 0 and 1")
+                raise FaultSettingError(name, f"fault setting {name!r} must be between 0 and 1")
             if value < 0:
-                raise ValueError(f"fault setting {name!r} must be >= 0")
-            setattr(self, name, int(value) if name in ("seed", "retry_after_ms") else float(value))
+                raise FaultSettingError(name, f"fault setting {name!r} must be >= 0")
+            checked[name] = int(value) if name in ("seed", "retry_after_ms") else float(value)
+        for name, number in checked.items():
+            setattr(self, name, number)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

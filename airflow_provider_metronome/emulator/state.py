@@ -6,19 +6,124 @@ HTTP layer (:mod:`.app`) does auth, faults, schema validation and idempotency.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_metronome.models.rules import configuration_problems
+from jsonschema import Draft202012Validator
+
+from airflow_provider_metronome.emulator.rules import (
+    BILLING_PROVIDERS,
+    DELIVERY_METHODS,
+    configuration_problem,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 Answer = tuple[int, Any]
+
+# What a dump shows in place of a secret: whether it is set, never a value or a digest.
+SET = "<set>"
+SECRET_KINDS = ("avalara_password", "anrok_api_token")
+_AVALARA_VISIBLE = ("avalara_environment", "avalara_username", "commit_transactions", "updated_at")
+
+_STRING_OR_NULL = {"type": ["string", "null"]}
+_UUID = {"type": "string", "format": "uuid"}
+# The seed / state-file format read by EmulatorState.load. Records may carry more keys
+# (a dump has created_at, external_id, ...); the top level may not, so a misspelt
+# section is named instead of silently ignored.
+SEED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "customers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": _UUID,
+                    "name": {"type": "string"},
+                    "ingest_aliases": {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1, "maxLength": 128},
+                    },
+                    "external_id": _STRING_OR_NULL,
+                    "archived": {"type": "boolean"},
+                    "archived_at": _STRING_OR_NULL,
+                    "created_at": {"type": "string"},
+                    "updated_at": {"type": "string"},
+                    "custom_fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "salesforce_account_id": _STRING_OR_NULL,
+                    "customer_config": {
+                        "type": "object",
+                        "properties": {"salesforce_account_id": _STRING_OR_NULL},
+                    },
+                },
+            },
+        },
+        "delivery_methods": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["billing_provider"],
+                "properties": {
+                    "billing_provider": {"enum": sorted(BILLING_PROVIDERS)},
+                    "delivery_method": {"enum": sorted(DELIVERY_METHODS)},
+                    "delivery_method_id": _UUID,
+                    "delivery_method_configuration": {"type": "object"},
+                },
+            },
+        },
+        "billing_provider_configurations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["customer_id", "billing_provider"],
+                "properties": {
+                    "id": _UUID,
+                    "customer_id": _UUID,
+                    "billing_provider": {"enum": sorted(BILLING_PROVIDERS)},
+                    "configuration": {"type": "object"},
+                    "delivery_method_id": _UUID,
+                    "delivery_method": {"enum": sorted(DELIVERY_METHODS)},
+                    "delivery_method_configuration": {"type": "object"},
+                    "tax_provider": {"enum": ["anrok", "avalara", "stripe", None]},
+                    "archived_at": _STRING_OR_NULL,
+                },
+            },
+        },
+        "avalara_credentials": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "avalara_environment": {"enum": ["PRODUCTION", "SANDBOX"]},
+                    "avalara_username": {"type": "string"},
+                    "avalara_password": {"type": "string"},
+                    "commit_transactions": {"type": ["boolean", "null"]},
+                    "updated_at": {"type": "string"},
+                },
+            },
+        },
+        "anrok_api_tokens": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"anrok_api_token": {"type": "string"}, "updated_at": {"type": "string"}},
+            },
+        },
+    },
+}
+_SEED_VALIDATOR = Draft202012Validator(SEED_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 # listConfiguredBillingProviders' cursor is declared as a UUID: encode the offset in one.
 _CURSOR_PREFIX = "00000000-0000-4000-8000-"
@@ -30,6 +135,13 @@ def _now() -> str:
 
 def _error(status: int, message: str) -> Answer:
     return status, {"message": message}
+
+
+def _location(path: Iterable[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
 
 
 def encode_offset_cursor(offset: int) -> str:
@@ -54,6 +166,10 @@ class EmulatorState:
     def __init__(self, *, providers_page_size: int = 50) -> None:
         self.providers_page_size = providers_page_size
         self.lock = threading.RLock()
+        # Secrets are kept only as salted scrypt digests, under a salt that lives and
+        # dies with this process: no dump, state file or log holds them, and a digest
+        # seen in a core dump cannot be looked up in a table of unsalted hashes.
+        self._salt = secrets.token_bytes(16)
         self.reset()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -68,14 +184,99 @@ class EmulatorState:
         self.dm_by_id: dict[str, dict[str, Any]] = {}
         self.avalara: dict[str, dict[str, Any]] = {}
         self.anrok: dict[str, dict[str, Any]] = {}
+        # (secret kind, delivery method id) -> salted digest; never dumped.
+        self.secret_digests: dict[tuple[str, str], bytes] = {}
         self.idempotency: dict[str, tuple[str, int, Any]] = {}
         self.dirty = False
+
+    # -- secrets --------------------------------------------------------------------
+
+    def digest(self, value: str) -> bytes:
+        """A salted scrypt digest of a secret (the salt is this process's).
+
+        :param value: the secret.
+        """
+        return hashlib.scrypt(value.encode(), salt=self._salt, n=2**12, r=8, p=1, dklen=32)
+
+    def check_secret(self, kind: str, delivery_method_id: str, value: str) -> dict[str, Any]:
+        """Whether the secret stored for a delivery method is ``value``.
+
+        :param kind: ``avalara_password`` or ``anrok_api_token``.
+        :param delivery_method_id: the delivery method the secret was set for.
+        :param value: the candidate secret.
+        :return: ``{"set": bool, "match": bool | None}``; ``match`` is ``None`` when the
+            secret was set before this process started (a state file keeps no digest).
+        """
+        table = self.avalara if kind == "avalara_password" else self.anrok
+        if delivery_method_id not in table:
+            return {"set": False, "match": None}
+        known = self.secret_digests.get((kind, delivery_method_id))
+        if known is None:
+            return {"set": True, "match": None}
+        return {"set": True, "match": hmac.compare_digest(known, self.digest(value))}
+
+    def _keep_secret(self, kind: str, delivery_method_id: str, value: Any) -> None:
+        # A plain value (a hand-written seed) is digested; the "<set>" marker of a dump,
+        # or the unsalted digest an older state file carried, only says "set".
+        if isinstance(value, str) and value != SET:
+            self.secret_digests[(kind, delivery_method_id)] = self.digest(value)
+        else:
+            self.secret_digests.pop((kind, delivery_method_id), None)
+
+    # -- seeds and dumps --------------------------------------------------------------
+
+    def seed_problem(self, data: Any, *, adding: bool) -> tuple[str, str] | None:
+        """The first reason :meth:`load` would refuse ``data``, or ``None``.
+
+        :param data: a seed or a state dump.
+        :param adding: whether the data is added to the current state (else it replaces it).
+        :return: ``(field, reason)``, the field as a path such as ``customers[2].name``.
+        """
+        errors = sorted(_SEED_VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+        if errors:
+            err = errors[0]
+            return _location(err.absolute_path), err.message
+        customer_ids: set[str] = set(self.customers) if adding else set()
+        alias_owner: dict[str, str] = dict(self.alias_owner) if adding else {}
+        for index, c in enumerate(data.get("customers", [])):
+            cid = c["id"]
+            if cid in customer_ids:
+                return f"customers[{index}].id", f"customer {cid} already exists"
+            customer_ids.add(cid)
+            for alias in c.get("ingest_aliases", []):
+                if alias_owner.get(alias, cid) != cid:
+                    return (
+                        f"customers[{index}].ingest_aliases",
+                        f"alias {alias!r} is already used by {alias_owner[alias]}",
+                    )
+                alias_owner[alias] = cid
+        dm_ids: set[str] = set(self.dm_by_id) if adding else set()
+        for index, dm in enumerate(data.get("delivery_methods", [])):
+            dm_id = dm.get("delivery_method_id")
+            if dm_id in dm_ids:
+                return (
+                    f"delivery_methods[{index}].delivery_method_id",
+                    f"delivery method {dm_id} already exists",
+                )
+            if dm_id:
+                dm_ids.add(dm_id)
+        for index, cfg in enumerate(data.get("billing_provider_configurations", [])):
+            if cfg["customer_id"] not in customer_ids:
+                return (
+                    f"billing_provider_configurations[{index}].customer_id",
+                    f"customer {cfg['customer_id']} is not in the seed",
+                )
+        return None
 
     def load(self, data: dict[str, Any]) -> None:
         """Add the customers, delivery methods and configurations of a seed or state dump.
 
+        Check the data with :meth:`seed_problem` first: this method trusts its shape.
+
         :param data: ``{"customers": [...], "delivery_methods": [...],
-            "billing_provider_configurations": [...], "avalara_credentials": {...}}``.
+            "billing_provider_configurations": [...], "avalara_credentials": {...},
+            "anrok_api_tokens": {...}}``. A credential may give its secret in plain
+            (``avalara_password`` / ``anrok_api_token``); it is kept only as a digest.
         """
         for dm in data.get("delivery_methods", []):
             record = {
@@ -94,6 +295,10 @@ class EmulatorState:
                 archived_at=c.get("archived_at") or (_now() if c.get("archived") else None),
                 external_id=c.get("external_id"),
                 custom_fields=c.get("custom_fields"),
+                salesforce_account_id=c.get("salesforce_account_id")
+                or (c.get("customer_config") or {}).get("salesforce_account_id"),
+                created_at=c.get("created_at"),
+                updated_at=c.get("updated_at"),
             )
         for cfg in data.get("billing_provider_configurations", []):
             record = dict(cfg)
@@ -104,12 +309,23 @@ class EmulatorState:
                 record.setdefault("delivery_method", dm["delivery_method"])
                 record.setdefault("delivery_method_configuration", dm["delivery_method_configuration"])
             self.configs.setdefault(record["customer_id"], []).append(record)
-        self.avalara.update(data.get("avalara_credentials", {}))
-        self.anrok.update(data.get("anrok_api_tokens", {}))
+        for dm_id, cred in data.get("avalara_credentials", {}).items():
+            entry = {k: cred[k] for k in _AVALARA_VISIBLE if k in cred}
+            entry.setdefault("updated_at", _now())
+            self.avalara[dm_id] = {**entry, "avalara_password": SET}
+            self._keep_secret("avalara_password", dm_id, cred.get("avalara_password"))
+        for dm_id, cred in data.get("anrok_api_tokens", {}).items():
+            self.anrok[dm_id] = {"anrok_api_token": SET, "updated_at": cred.get("updated_at") or _now()}
+            self._keep_secret("anrok_api_token", dm_id, cred.get("anrok_api_token"))
         self.dirty = True
 
     def dump(self) -> dict[str, Any]:
-        """Everything, in the shape :meth:`load` reads (secrets are stored only as hashes)."""
+        """Everything, in the shape :meth:`load` reads.
+
+        Secrets appear only as ``"<set>"``: the Metronome API never shows them back
+        either (``listConfiguredBillingProviders``: "Some configuration may be omitted
+        for security reasons").
+        """
         return {
             "customers": [self.customers[cid] for cid in self.customer_order],
             "delivery_methods": list(self.delivery_methods),
@@ -125,10 +341,20 @@ class EmulatorState:
 
         :param path: the state file.
         """
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.dump(), fh)
-        os.replace(tmp, path)
+        # Created 0600 (the state names customers and Avalara usernames), written
+        # whole, then renamed over the old file so a reader never sees half of it.
+        tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.dump(), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self.dirty = False
 
     # -- helpers ----------------------------------------------------------------------
@@ -142,6 +368,9 @@ class EmulatorState:
         archived_at: str | None = None,
         external_id: str | None = None,
         custom_fields: dict[str, str] | None = None,
+        salesforce_account_id: str | None = None,
+        created_at: str | None = None,
+        updated_at: str | None = None,
     ) -> dict[str, Any]:
         cid = customer_id or str(uuid.uuid4())
         stamp = _now()
@@ -150,10 +379,10 @@ class EmulatorState:
             "external_id": external_id or (ingest_aliases[0] if ingest_aliases else cid),
             "ingest_aliases": ingest_aliases,
             "name": name[:160],
-            "customer_config": {"salesforce_account_id": None},
+            "customer_config": {"salesforce_account_id": salesforce_account_id},
             "custom_fields": custom_fields or {},
-            "created_at": stamp,
-            "updated_at": stamp,
+            "created_at": created_at or stamp,
+            "updated_at": updated_at or created_at or stamp,
             "archived_at": archived_at,
         }
         self.customers[cid] = record
@@ -216,14 +445,23 @@ class EmulatorState:
         ingest_alias: str | None,
         customer_ids: list[str] | None,
         only_archived: bool,
+        salesforce_account_ids: list[str] | None = None,
     ) -> Answer:
+        # Every filter given narrows the list (they combine with AND).
         if ingest_alias is not None:
             owner = self.alias_owner.get(ingest_alias)
-            candidates = [owner] if owner else []
+            candidates = [owner] if owner and (customer_ids is None or owner in customer_ids) else []
         elif customer_ids is not None:
             candidates = [cid for cid in customer_ids if cid in self.customers]
         else:
             candidates = self.customer_order
+        if salesforce_account_ids is not None:
+            wanted = set(salesforce_account_ids)
+            candidates = [
+                cid
+                for cid in candidates
+                if self.customers[cid]["customer_config"].get("salesforce_account_id") in wanted
+            ]
         selected = [cid for cid in candidates if bool(self.customers[cid]["archived_at"]) == only_archived]
         offset = 0
         if next_page:
@@ -271,9 +509,12 @@ class EmulatorState:
             return f"{where}.customer_id: customer {cid} not found", None
         if customer["archived_at"]:
             return f"{where}.customer_id: customer {cid} is archived", None
+        # "If not provided, the `delivery_method` must be provided" (and the other way
+        # round): at least one, and both may come together (the official SDKs send
+        # both when given both); then they must name the same delivery method.
         has_id, has_method = "delivery_method_id" in item, "delivery_method" in item
-        if has_id == has_method:
-            return f"{where}: exactly one of delivery_method_id and delivery_method must be given", None
+        if not has_id and not has_method:
+            return f"{where}: delivery_method_id or delivery_method is required", None
         provider = item["billing_provider"]
         if has_id:
             dm = self.dm_by_id.get(item["delivery_method_id"])
@@ -286,6 +527,12 @@ class EmulatorState:
                 return (
                     f"{where}.delivery_method_id: delivery method {dm['delivery_method_id']} belongs to "
                     f"{dm['billing_provider']}, not {provider}",
+                    None,
+                )
+            if has_method and item["delivery_method"] != dm["delivery_method"]:
+                return (
+                    f"{where}.delivery_method: {item['delivery_method']!r} does not match delivery method "
+                    f"{dm['delivery_method_id']}, which is {dm['delivery_method']}",
                     None,
                 )
         else:
@@ -304,11 +551,11 @@ class EmulatorState:
                 )
             dm = matches[0]
         configuration = item.get("configuration") or {}
-        problems = configuration_problems(
-            provider, configuration, dm["delivery_method"], item.get("tax_provider")
+        problem = configuration_problem(
+            provider, dm["delivery_method"], configuration, item.get("tax_provider")
         )
-        if problems:
-            field, reason = problems[0]
+        if problem is not None:
+            field, reason = problem
             return f"{where}.{field}: {reason}", None
         return None, dm
 
@@ -411,28 +658,32 @@ class EmulatorState:
             return _error(404, f"delivery_method_ids: delivery method(s) not found: {', '.join(missing)}")
         return None
 
-    def op_upsert_avalara(self, body: dict[str, Any], password_digest: str) -> Answer:
+    def op_upsert_avalara(self, body: dict[str, Any]) -> Answer:
         ids = body["delivery_method_ids"]
         problem = self._unknown_delivery_methods(ids)
         if problem is not None:
             return problem
+        digest = self.digest(body["avalara_password"])
         for dm_id in ids:
             self.avalara[dm_id] = {
                 "avalara_environment": body["avalara_environment"],
                 "avalara_username": body["avalara_username"],
-                "avalara_password_sha256": password_digest,
+                "avalara_password": SET,
                 "commit_transactions": body.get("commit_transactions"),
                 "updated_at": _now(),
             }
+            self.secret_digests[("avalara_password", dm_id)] = digest
         self.dirty = True
         return 200, {}
 
-    def op_upsert_anrok(self, body: dict[str, Any], token_digest: str) -> Answer:
+    def op_upsert_anrok(self, body: dict[str, Any]) -> Answer:
         ids = body["delivery_method_ids"]
         problem = self._unknown_delivery_methods(ids)
         if problem is not None:
             return problem
+        digest = self.digest(body["anrok_api_token"])
         for dm_id in ids:
-            self.anrok[dm_id] = {"anrok_api_token_sha256": token_digest, "updated_at": _now()}
+            self.anrok[dm_id] = {"anrok_api_token": SET, "updated_at": _now()}
+            self.secret_digests[("anrok_api_token", dm_id)] = digest
         self.dirty = True
         return 200, {"data": {"success": True}}

@@ -4,6 +4,9 @@ from airflow_provider_metronome.emulator.testing import running_emulator
 
 with running_emulator(seed={...}) as emu:
     ...  # emu.url, emu.token, emu.admin("state")
+
+The admin API needs the process's admin token: :func:`running_emulator` makes one
+(or takes yours) and :meth:`RunningEmulator.admin` sends it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TOKEN = "bench-token-0123456789"
+ADMIN_TOKEN_HEADER = "X-Emulator-Admin-Token"
+ADMIN_TOKEN_ENV = "METRONOME_EMULATOR_ADMIN_TOKEN"
 SEED_CUSTOMER_ID = "11111111-1111-4111-8111-111111111111"
 
 
@@ -34,11 +40,13 @@ class RunningEmulator:
     :param port: the port it listens on.
     :param process: the subprocess.
     :param token: the bearer token it expects.
+    :param admin_token: the token its admin API (``/_emulator/``) expects.
     """
 
     port: int
     process: subprocess.Popen[bytes]
     token: str
+    admin_token: str = ""
 
     @property
     def url(self) -> str:
@@ -56,7 +64,7 @@ class RunningEmulator:
             f"{self.url}/_emulator/{path}",
             data=data,
             method=method or ("POST" if body is not None else "GET"),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", ADMIN_TOKEN_HEADER: self.admin_token},
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
@@ -69,6 +77,7 @@ def running_emulator(
     args: list[str] | None = None,
     token: str = TOKEN,
     state_file: str | None = None,
+    admin_token: str | None = None,
 ) -> Iterator[RunningEmulator]:
     """Start ``metronome-emulator`` on a free loopback port; stop it on exit.
 
@@ -76,7 +85,10 @@ def running_emulator(
     :param args: extra command-line arguments.
     :param token: bearer token.
     :param state_file: ``--state-file`` to pass.
+    :param admin_token: the admin API's token (default: a fresh random one). It goes
+        through the environment, not the command line other local users can read.
     """
+    admin_token = admin_token or secrets.token_urlsafe(24)
     seed = (
         seed
         if seed is not None
@@ -93,7 +105,8 @@ def running_emulator(
             *(["--state-file", state_file] if state_file else []),
             *(args or []),
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {**os.environ, ADMIN_TOKEN_ENV: admin_token}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         try:
             deadline = time.monotonic() + 30
             while not os.path.exists(port_path):
@@ -106,7 +119,7 @@ def running_emulator(
                 time.sleep(0.02)
             with open(port_path) as fh:
                 port = int(fh.read())
-            yield RunningEmulator(port=port, process=proc, token=token)
+            yield RunningEmulator(port=port, process=proc, token=token, admin_token=admin_token)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

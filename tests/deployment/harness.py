@@ -80,6 +80,7 @@ class Emulator:
 
     url: str
     token: str
+    admin_token: str = ""
 
     def admin(self, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -87,7 +88,7 @@ class Emulator:
             f"{self.url}/_emulator/{path}",
             data=data,
             method="POST" if body is not None else "GET",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "X-Emulator-Admin-Token": self.admin_token},
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
@@ -388,10 +389,12 @@ def _start_emulator(
         sys.executable, "-m", "airflow_provider_metronome.emulator", "--host", "127.0.0.1", "--port", "0",
         "--token", TOKEN, "--seed", str(seed_path), "--port-file", str(port_path),
     ]  # fmt: skip
+    admin_token = secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["METRONOME_EMULATOR_ADMIN_TOKEN"] = admin_token
     _start("emulator", cmd, env, log_dir, procs)
     _wait("the emulator", port_path.exists, 30, procs, log_dir)
-    emu = Emulator(url=f"http://127.0.0.1:{int(port_path.read_text())}", token=TOKEN)
+    emu = Emulator(url=f"http://127.0.0.1:{int(port_path.read_text())}", token=TOKEN, admin_token=admin_token)
     _wait("the emulator's health", lambda: emu.admin("health"), 30, procs, log_dir)
     return emu
 

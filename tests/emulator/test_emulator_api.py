@@ -136,16 +136,19 @@ def test_set_creates_again_without_a_key(emulator: RunningEmulator) -> None:
         ({"billing_provider": "paypal"}, "data[0].billing_provider: 'paypal' is not one of"),
         ({"customer_id": "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4aff"}, "data[0].customer_id: customer"),
         ({"customer_id": seeds.ARCHIVED}, "is archived"),
-        ({"delivery_method_id": seeds.STRIPE_DM}, "exactly one of delivery_method_id and delivery_method"),
+        (
+            {"delivery_method_id": seeds.STRIPE_DM, "delivery_method": "aws_sqs"},
+            "does not match delivery method",
+        ),
         (
             {"configuration": {"stripe_collection_method": "charge_automatically"}},
-            "stripe requires stripe_customer_id",
+            "data[0].configuration.stripe_customer_id: missing",
         ),
         (
             {"configuration": {"stripe_customer_id": "c", "stripe_collection_method": "cash"}},
             "'cash' is not one of",
         ),
-        ({"tax_provider": "avalara"}, "tax_provider needs stripe_collection_method"),
+        ({"tax_provider": "avalara"}, "data[0].tax_provider: a tax provider needs stripe_collection_method"),
         ({"delivery_method": "tackle"}, "no tackle delivery method is configured for stripe"),
     ],
 )
@@ -477,9 +480,11 @@ def test_rate_limit_answers_429_with_retry_after(emulator: RunningEmulator) -> N
 
 
 def test_fault_settings_are_checked(emulator: RunningEmulator) -> None:
-    resp = httpx.post(f"{emulator.url}/_emulator/faults", json={"p_500": 2})
-    assert resp.status_code == 400
-    resp = httpx.post(f"{emulator.url}/_emulator/faults", json={"p_boom": 0.1})
+    admin = {"X-Emulator-Admin-Token": emulator.admin_token}
+    resp = httpx.post(f"{emulator.url}/_emulator/faults", json={"p_500": 2}, headers=admin)
+    assert resp.status_code == 422
+    assert resp.json()["field"] == "p_500"
+    resp = httpx.post(f"{emulator.url}/_emulator/faults", json={"p_boom": 0.1}, headers=admin)
     assert "unknown fault setting" in resp.json()["message"]
 
 
