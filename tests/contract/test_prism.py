@@ -9,12 +9,14 @@ spec gets an error answer (which the hook raises) and a violation line in Prism'
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -54,6 +56,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_RECEIVED = re.compile(r"\[HTTP SERVER\] (\w+) (\S+) ")
+
+
 class Prism:
     def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
         self.process = process
@@ -64,10 +69,61 @@ class Prism:
         text = self.log.read_text(errors="replace")
         return [line for line in text.splitlines() if "violation" in line.lower() or "✖" in line]
 
+    def requests(self) -> list[tuple[str, str, bool | None]]:
+        """Every request Prism logged: method, path, and whether it passed the spec's validation."""
+        seen: list[tuple[str, str, bool | None]] = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            received = _RECEIVED.search(line)
+            if received:
+                seen.append((received.group(1).upper(), received.group(2).split("?")[0], None))
+            elif seen and seen[-1][2] is None and "[VALIDATOR]" in line:
+                if "did not pass the validation rules" in line:
+                    seen[-1] = (*seen[-1][:2], False)
+                elif "passed the validation rules" in line:
+                    seen[-1] = (*seen[-1][:2], True)
+        return seen
+
+    def requests_since(self, before: int, count: int) -> list[tuple[str, str, bool | None]]:
+        """The ``count`` requests logged after the first ``before``, once each has its verdict."""
+        deadline = time.monotonic() + 5
+        while True:
+            new = self.requests()[before:]
+            if (len(new) >= count and all(v is not None for *_, v in new)) or time.monotonic() > deadline:
+                return new
+            time.sleep(0.05)
+
+
+def _spec_path() -> Path:
+    return SHARED_SPEC if SHARED_SPEC.exists() else BUNDLED_SPEC
+
+
+@cache
+def _spec() -> dict[str, Any]:
+    import yaml
+
+    spec: dict[str, Any] = yaml.safe_load(_spec_path().read_text())
+    return spec
+
+
+def assert_items_follow_the_spec(method: str, path: str, items: list[Any]) -> None:
+    """Each item validates against the ``data`` items of the operation's 200 answer (formats included)."""
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+    spec = _spec()
+    schema = spec["paths"][path][method.lower()]["responses"]["200"]["content"]["application/json"]["schema"]
+    data = schema["properties"]["data"]
+    item_schema = data.get("items", data)
+    validator = OAS30Validator(
+        {**item_schema, "components": spec["components"]}, format_checker=oas30_format_checker
+    )
+    assert items, f"Prism answers {method} {path} with the spec's example or schema: not nothing"
+    for item in items:
+        validator.validate(item)
+
 
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
-    spec = SHARED_SPEC if SHARED_SPEC.exists() else BUNDLED_SPEC
+    spec = _spec_path()
     port = _free_port()
     log = tmp_path_factory.mktemp("prism") / "prism.log"
     handle = log.open("w")
@@ -107,7 +163,12 @@ def _no_violations(prism: Prism, request: pytest.FixtureRequest) -> Iterator[Non
     assert new == [], "Prism reported spec violations:\n" + "\n".join(new)
 
 
-def test_set_billing_provider_configurations(client: MetronomeClient) -> None:
+SET = ("POST", "/v1/setCustomerBillingProviderConfigurations", True)
+
+
+def test_set_billing_provider_configurations(prism: Prism, client: MetronomeClient) -> None:
+    """By delivery method name and by id (with a tax provider): both requests pass the spec."""
+    before = len(prism.requests())
     # One configuration per call: Prism answers with the spec's one-item example, and the
     # client checks that Metronome answered one item per configuration sent.
     by_name = client.set_billing_provider_configurations(
@@ -122,45 +183,93 @@ def test_set_billing_provider_configurations(client: MetronomeClient) -> None:
         idempotency_key="contract-key-1b",
     )  # fmt: skip
     assert len(by_name) == len(by_id) == 1
-    assert by_name[0]["id"]
+    assert_items_follow_the_spec(*SET[:2], [*by_name, *by_id])
+    assert prism.requests_since(before, 2) == [SET, SET]
 
 
-def test_get_billing_provider_configurations(client: MetronomeClient) -> None:
-    assert isinstance(client.get_billing_provider_configurations(CUSTOMER, include_archived=True), list)
+def test_get_billing_provider_configurations(prism: Prism, client: MetronomeClient) -> None:
+    """The request passes the spec; every configuration returned has the fields the spec requires."""
+    before = len(prism.requests())
+    configurations = client.get_billing_provider_configurations(CUSTOMER, include_archived=True)
+    assert_items_follow_the_spec("POST", "/v1/getCustomerBillingProviderConfigurations", configurations)
+    assert all(c["customer_id"] and c["delivery_method_id"] for c in configurations)
+    assert prism.requests_since(before, 1) == [("POST", "/v1/getCustomerBillingProviderConfigurations", True)]
 
 
-def test_archive_billing_provider_configurations(client: MetronomeClient) -> None:
+def test_archive_billing_provider_configurations(prism: Prism, client: MetronomeClient) -> None:
+    """The request passes the spec; the answer echoes a customer id and the archived ids, as the schema says."""
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+    before = len(prism.requests())
     result = client.archive_billing_provider_configurations(CUSTOMER, [DM], idempotency_key="contract-key-2")
-    assert "customer_id" in result
+    schema = {
+        "$ref": "#/components/schemas/CustomerBillingProviderArchivePayload",
+        "components": _spec()["components"],
+    }
+    OAS30Validator(schema, format_checker=oas30_format_checker).validate(result)
+    assert isinstance(result["customer_billing_provider_configuration_ids"], list)
+    assert prism.requests_since(before, 1) == [
+        ("POST", "/v1/archiveCustomerBillingProviderConfigurations", True)
+    ]
 
 
-def test_list_configured_billing_providers(client: MetronomeClient) -> None:
-    assert isinstance(client.list_configured_billing_providers(), list)
+def test_list_configured_billing_providers(prism: Prism, client: MetronomeClient) -> None:
+    """The paged request passes the spec; each delivery method has the spec's fields, each id once."""
+    before = len(prism.requests())
+    methods = client.list_configured_billing_providers()
+    assert_items_follow_the_spec("POST", "/v1/listConfiguredBillingProviders", methods)
+    ids = [m["delivery_method_id"] for m in methods]
+    assert len(ids) == len(set(ids))
+    assert prism.requests_since(before, 1) == [("POST", "/v1/listConfiguredBillingProviders", True)], (
+        "the example's next_page is null: one page"
+    )
 
 
-def test_upsert_avalara_credentials(client: MetronomeClient) -> None:
+def test_upsert_avalara_credentials(prism: Prism, client: MetronomeClient) -> None:
+    """The request (password, environment, ids, commit flag) passes the spec; the empty answer is accepted."""
+    before = len(prism.requests())
     client.upsert_avalara_credentials(
         [DM], avalara_environment="SANDBOX", avalara_username="u", avalara_password="p",
         commit_transactions=True, idempotency_key="contract-key-3",
     )  # fmt: skip
+    assert prism.requests_since(before, 1) == [("POST", "/v1/upsertAvalaraCredentials", True)]
 
 
-def test_customers(client: MetronomeClient) -> None:
-    assert isinstance(client.list_customers(page_size=10), list)
-    assert isinstance(client.list_customers(customer_ids=[CUSTOMER], only_archived=True), list)
-    client.find_customer_by_ingest_alias("team@example.com")
-    assert client.get_customer(CUSTOMER)["id"]
-    assert client.test_connection()[0]
+def test_customers(prism: Prism, client: MetronomeClient) -> None:
+    """Listing (paged, filtered), the alias lookup, one customer, and the connection test all pass the spec."""
+    before = len(prism.requests())
+    listed = client.list_customers(page_size=10)
+    filtered = client.list_customers(customer_ids=[CUSTOMER], only_archived=True)
+    found = client.find_customer_by_ingest_alias("team@example.com")
+    assert found is not None
+    assert_items_follow_the_spec("GET", "/v1/customers", [*listed, *filtered, found])
+    one = client.get_customer(CUSTOMER)
+    assert_items_follow_the_spec("GET", "/v1/customers/{customer_id}", [one])
+    ok, message = client.test_connection()
+    assert ok, message
+    seen = prism.requests_since(before, 5)
+    assert seen[:4] == [("GET", "/v1/customers", True)] * 3 + [("GET", f"/v1/customers/{CUSTOMER}", True)]
+    assert len(seen) >= 5, "the connection test sent a request too"
+    assert all(verdict for *_, verdict in seen), seen
 
 
-def test_engine_requests(client: MetronomeClient) -> None:
+def test_engine_requests(prism: Prism, client: MetronomeClient) -> None:
     """The engine's own reads and writes, create and replace, pass the contract too."""
+    before = len(prism.requests())
     rows = [
         {"customer_id": CUSTOMER, "billing_provider": "stripe", "delivery_method_id": DM,
          "configuration": {"stripe_customer_id": "cus_NEW"}},
     ]  # fmt: skip
     report = BillingConfigSync(client, SyncOptions(mode="replace")).run(rows)
     assert report.rejected == 0, report.rejections
+    seen = prism.requests_since(before, 3)
+    assert all(verdict for *_, verdict in seen), seen
+    assert {path for _m, path, _v in seen} >= {
+        "/v1/listConfiguredBillingProviders",
+        "/v1/getCustomerBillingProviderConfigurations",
+        "/v1/setCustomerBillingProviderConfigurations",
+        "/v1/archiveCustomerBillingProviderConfigurations",
+    }, "the engine read the delivery methods and the customer's configurations, created, and archived"
 
 
 def test_the_check_catches_a_bad_request(prism: Prism, client: MetronomeClient) -> None:
@@ -168,7 +277,11 @@ def test_the_check_catches_a_bad_request(prism: Prism, client: MetronomeClient) 
     from airflow_provider_metronome.exceptions import MetronomeBadRequestError
 
     before = len(prism.violations())
+    received = len(prism.requests())
     with pytest.raises(MetronomeBadRequestError):
         client.set_billing_provider_configurations([{"customer_id": "nope", "billing_provider": "paypal"}])
     new = prism.violations()[before:]
     assert any("customer_id" in line for line in new), new
+    assert prism.requests_since(received, 1) == [(*SET[:2], False)], (
+        "the verdicts read from the log mean something"
+    )

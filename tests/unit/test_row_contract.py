@@ -23,7 +23,10 @@ def problems(**change: Any) -> list[RowProblem]:
     for k in [k for k, v in change.items() if v is _DROP]:
         row.pop(k)
     result = parse_row(row)
+    # parse_row returns a BillingConfigRow when it accepts the row: a list means rejected.
     assert isinstance(result, list), f"expected a rejection, got {result!r}"
+    assert result, "a rejection names at least one problem"
+    assert all(p.field and p.reason for p in result), result
     return result
 
 
@@ -186,10 +189,12 @@ def test_unicode_and_emoji_survive() -> None:
     assert row.configuration["stripe_customer_id"] == "cus_ñandú_🚀"
 
 
-def test_non_mapping_row() -> None:
-    found = parse_row(42)
-    assert isinstance(found, list)
-    assert found[0].field == "row"
+@pytest.mark.parametrize(("raw", "type_name"), [(42, "int"), (None, "NoneType"), (["a", "b", "c"], "list")])
+def test_non_mapping_row(raw: Any, type_name: str) -> None:
+    """A value that is no mapping is rejected with one problem on ``row`` naming its type."""
+    assert parse_row(raw) == [
+        RowProblem("row", f"a row must be a mapping of column names to values, got {type_name}")
+    ]
 
 
 # -- configurations that JSON cannot carry faithfully: rejected per row, never guessed ----------
