@@ -178,11 +178,11 @@ class BillingConfigRow(BaseModel):
                 "give exactly one of customer_id and ingest_alias"
                 + (" (both are set)" if self.customer_id is not None else " (both are empty)")
             )
-        if (self.delivery_method is None) == (self.delivery_method_id is None):
-            raise ValueError(
-                "give exactly one of delivery_method and delivery_method_id"
-                + (" (both are set)" if self.delivery_method is not None else " (both are empty)")
-            )
+        # At least one: the API takes either, or both when they agree (its SDK sends
+        # both); whether they agree is checked once the id is resolved.
+        # https://docs.metronome.com/api-reference/customers/set-billing-provider-configurations-for-a-customer.md
+        if self.delivery_method is None and self.delivery_method_id is None:
+            raise ValueError("give delivery_method or delivery_method_id (both are empty)")
         problems = configuration_problems(
             self.billing_provider, self.configuration, self.delivery_method, self.tax_provider
         )

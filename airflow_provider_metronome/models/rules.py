@@ -43,6 +43,7 @@ TAX_CAPABLE_COLLECTION_METHODS: tuple[str, ...] = (
     "manual_charge_payment_intent",
 )
 
+DIRECT_TO_BILLING_PROVIDER = "direct_to_billing_provider"
 AWS_REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 
 
@@ -50,7 +51,9 @@ AWS_REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 class ProviderRule:
     """What a billing provider's ``configuration`` must hold.
 
-    :param required: keys that must be present as non-empty strings.
+    :param required: keys that must be present as non-empty strings when the delivery
+        method is ``direct_to_billing_provider`` (the only one whose keys the reference
+        documents; an empty configuration is invalid for "most", not all, of the others).
     :param enums: keys whose value, when present, must be one of the listed strings.
     :param booleans: keys whose value, when present, must be a JSON boolean.
     :param patterns: keys whose value, when present, must match a regular expression.
@@ -100,7 +103,8 @@ def configuration_problems(
 
     :param billing_provider: one of :data:`BILLING_PROVIDERS`.
     :param configuration: the provider-specific configuration object.
-    :param delivery_method: the delivery method name, when known.
+    :param delivery_method: the delivery method name; ``None`` when not known yet (the
+        keys a provider requires are then not checked: check again once it is).
     :param tax_provider: the tax provider, when given.
     :return: ``(field, reason)`` pairs; empty when the configuration is acceptable.
     """
@@ -108,10 +112,14 @@ def configuration_problems(
     if rule is None:
         return [("billing_provider", f"unknown billing provider {billing_provider!r}")]
     problems: list[tuple[str, str]] = []
+    # Present keys are always checked; their presence is required only where documented.
+    # delivery_method None: not known yet (the row gave an id); checked again once resolved.
+    required = delivery_method == DIRECT_TO_BILLING_PROVIDER
     for key in rule.required:
         value = configuration.get(key)
         if value is None:
-            problems.append((f"configuration.{key}", f"{billing_provider} requires {key}"))
+            if required:
+                problems.append((f"configuration.{key}", f"{billing_provider} requires {key}"))
         elif not isinstance(value, str):
             problems.append(
                 (f"configuration.{key}", f"{key} must be a string, got {type(value).__name__} {value!r}")

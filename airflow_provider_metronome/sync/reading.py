@@ -16,7 +16,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, parse_row
-from airflow_provider_metronome.models.rules import BILLING_PROVIDERS
+from airflow_provider_metronome.models.rules import BILLING_PROVIDERS, configuration_problems
 from airflow_provider_metronome.sync.ledger import RowFacts, Settled, raw_facts, row_identity
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
@@ -254,6 +254,16 @@ class RowReader:
             facts = parsed.facts(customer_id, r.delivery_method_id)
             self.outcomes.reject(facts, key, field, reason, r.billing_provider)
             return None
+        if r.delivery_method is None:
+            # Given by id: the keys its provider requires depend on the delivery method.
+            problems = configuration_problems(
+                r.billing_provider, r.configuration, dm["delivery_method"], r.tax_provider
+            )
+            if problems:
+                merged = _one_problem([RowProblem(f, why) for f, why in problems])[0]
+                facts = parsed.facts(customer_id, dm["delivery_method_id"])
+                self.outcomes.reject(facts, key, merged.field, merged.reason, r.billing_provider)
+                return None
         settled = parsed.settled
         return StagedRow(
             row=number,
@@ -264,7 +274,8 @@ class RowReader:
             delivery_method=dm["delivery_method"],
             configuration=r.configuration,
             tax_provider=r.tax_provider,
-            given_delivery="delivery_method" if r.delivery_method else "delivery_method_id",
+            # Both given (and matching): the id says it exactly.
+            given_delivery="delivery_method_id" if r.delivery_method_id else "delivery_method",
             ingest_alias=r.ingest_alias,
             row_key=parsed.row_key,
             row_hash=parsed.row_hash,

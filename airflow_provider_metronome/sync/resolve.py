@@ -90,6 +90,16 @@ class DeliveryMethods:
                         f"not {billing_provider}"
                     ),
                 )
+            if delivery_method is not None and found["delivery_method"] != delivery_method:
+                return (
+                    None,
+                    "delivery_method",
+                    (
+                        f"delivery_method {delivery_method} disagrees with delivery_method_id "
+                        f"{delivery_method_id}, which is a {found['delivery_method']} delivery method; "
+                        "give one of them, or both matching"
+                    ),
+                )
             return found, "", ""
         assert delivery_method is not None
         candidates = self.by_provider_method.get((billing_provider, delivery_method), [])

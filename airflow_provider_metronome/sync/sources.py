@@ -65,20 +65,26 @@ def bucket(key: str, partitions: int) -> int:
     return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16) % partitions
 
 
-# The shape of a canonical UUID (8-4-4-4-12). Only keys of this shape are placed by SQL:
-# any other text (32 hex digits, braces, tabs or newlines around it) may parse to a
-# customer id that hashes elsewhere, so such rows reach every partition and are placed
-# once parsed.
-_UUID_SHAPE_LIKE = "________-____-____-____-____________"
-_UUID_SHAPE = re.compile(r"^.{8}-.{4}-.{4}-.{4}-.{12}$", re.DOTALL)
+# Only keys that are a canonical UUID (8-4-4-4-12 ASCII hex digits, any case) are
+# placed by SQL. Any other text (32 hex digits, braces, tabs or newlines around it,
+# non-ASCII letters whose lower case differs between Python and the database) may parse
+# to a customer id that hashes elsewhere, so such rows reach every partition and are
+# placed once parsed. Python and every dialect's SQL test the same regular expression
+# on the same (trimmed, not case-folded) text, so they always agree.
+_HEX = "[0-9a-fA-F]"
+_UUID = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
+_UUID_TEXT = re.compile(_UUID, re.ASCII)
+# In SQL the text gets a "#" appended and the regex ends with it instead of "$": in some
+# engines (MySQL's ICU, Perl-like) "$" also matches before a final newline.
+_UUID_REGEX = f"^{_UUID}#"
 
 
 def placed_by_sql(key: str) -> bool:
-    """Whether :func:`partition_sql` places a row with this :func:`customer_key`.
+    """Whether :func:`partition_sql` places a row whose trimmed ``customer_id`` text is ``key``.
 
     Rows it does not place reach every partition.
     """
-    return bool(key) and _UUID_SHAPE.match(key) is not None
+    return bool(key) and _UUID_TEXT.fullmatch(key) is not None
 
 
 def customer_key(row: Mapping[str, Any]) -> str:
@@ -99,10 +105,21 @@ _MD5_32 = {
     "sqlite": "apm_md5_32({key})",
 }
 _MD5_32["postgres"] = _MD5_32["postgresql"]
-_CUSTOMER_SQL = {
-    "bigquery": "lower(trim(cast(source.customer_id as string), ' '))",
+_TRIMMED_SQL = {
+    "bigquery": "trim(cast(source.customer_id as string), ' ')",
 }
-_CUSTOMER_DEFAULT_SQL = "lower(trim(cast(source.customer_id as {text})))"
+_TRIMMED_DEFAULT_SQL = "trim(cast(source.customer_id as {text}))"
+# The text with "#" appended (MySQL's || is OR; BigQuery has both).
+_ENDED = {"mysql": "concat({text}, '#')", "bigquery": "concat({text}, '#')"}
+# "text matches _UUID_REGEX", per dialect (SQLite: a function registered on the connection).
+_MATCHES = {
+    "postgresql": "{text} ~ '{regex}'",
+    "postgres": "{text} ~ '{regex}'",
+    "mysql": "{text} REGEXP '{regex}'",
+    "snowflake": "regexp_like({text}, '{regex}')",
+    "bigquery": "regexp_contains({text}, '{regex}')",
+    "sqlite": "apm_uuid_text({text})",
+}
 _TEXT_TYPE = {
     "postgresql": "text",
     "postgres": "text",
@@ -130,19 +147,24 @@ def partition_sql(sql: str, dialect: str, partition: int, partitions: int) -> st
     md5_32 = _MD5_32.get(name)
     if md5_32 is None:
         return None
-    key = _CUSTOMER_SQL.get(name) or _CUSTOMER_DEFAULT_SQL.format(text=_TEXT_TYPE[name])
+    trimmed = _TRIMMED_SQL.get(name) or _TRIMMED_DEFAULT_SQL.format(text=_TEXT_TYPE[name])
+    key = f"lower({trimmed})"
     inner = sql.strip().rstrip(";")
     share = f"mod({md5_32.format(key=key)}, {int(partitions)}) = {int(partition)}"
-    unplaced = f"coalesce({key}, '') NOT LIKE '{_UUID_SHAPE_LIKE}'"
-    return f"SELECT * FROM ({inner}) source WHERE {unplaced} OR {share}"
+    ended = _ENDED.get(name, "{text} || '#'").format(text=f"coalesce({trimmed}, '')")
+    placed = _MATCHES[name].format(text=ended, regex=_UUID_REGEX)
+    return f"SELECT * FROM ({inner}) source WHERE NOT ({placed}) OR {share}"
 
 
 def register_sqlite_functions(connection: Any) -> bool:
-    """Give a sqlite3 connection the ``apm_md5_32`` function; return whether it is one."""
+    """Give a sqlite3 connection the ``apm_md5_32`` and ``apm_uuid_text`` functions; say if it is one."""
     import sqlite3
 
     if not isinstance(connection, sqlite3.Connection):
         return False
+    connection.create_function(
+        "apm_uuid_text", 1, lambda text: int(placed_by_sql(str(text)[:-1])), deterministic=True
+    )
     connection.create_function(
         "apm_md5_32",
         1,

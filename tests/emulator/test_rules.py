@@ -102,11 +102,6 @@ def test_emulator_rules(case: tuple[str, str, dict[str, Any], str | None, str | 
 # Where the provider's reading (models/rules.py) and the emulator's differ. Each is a
 # real question for the provider; see the reason.
 DISAGREEMENTS: list[tuple[tuple[str, str, dict[str, Any], str | None, str | None], str]] = [
-    (("aws_marketplace", "aws_sqs", {}, None, None), "provider requires aws_customer_id, aws_product_code and aws_region with aws_sqs too; the docs "
-     "document keys only for direct_to_billing_provider and say an empty configuration is invalid for *most* "
-     "billing provider + delivery method combinations, not all"),
-    (("stripe", "aws_sns", {}, None, None), "provider requires stripe_customer_id with aws_sns: no documented example"),
-    (("azure_marketplace", "aws_sns", {}, None, None), "provider requires azure_subscription_id with aws_sns: no documented example"),
     (("aws_marketplace", DIRECT, {"aws_customer_id": "a", "aws_product_code": "p", "aws_region": "mars-1"}, None, None),
      "provider rejects aws_region values outside its pattern; the docs give no region list for "
      "configuration.aws_region (the example is us-west-1)"),

@@ -64,7 +64,7 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("whitespace configuration", _stripe(configuration="   "), "configuration", "is empty"),
     ("both customer_id and ingest_alias", _stripe(customer_id=demo_data.customer_id(0)), "customer_id/ingest_alias", "both are set"),
     ("neither customer_id nor ingest_alias", _stripe(ingest_alias=_DROP), "customer_id/ingest_alias", "both are empty"),
-    ("both delivery_method and its id", _stripe(delivery_method_id=demo_data.STRIPE_DM), "delivery_method/delivery_method_id", "both are set"),
+    ("delivery_method disagreeing with its id", _stripe(delivery_method="aws_sqs", delivery_method_id=demo_data.STRIPE_DM), "delivery_method", "disagrees with delivery_method_id"),
     ("neither delivery_method nor its id", _stripe(delivery_method=_DROP), "delivery_method/delivery_method_id", "both are empty"),
     ("10 kB ingest alias", _stripe(ingest_alias=TEN_KB), "ingest_alias", "at most 128"),
     ("unknown ingest alias", _stripe(ingest_alias="acct-does-not-exist"), "ingest_alias", "no active Metronome customer"),

@@ -277,6 +277,32 @@ def test_ambiguous_delivery_method(emulator: RunningEmulator, client: MetronomeC
     assert run(client, [explicit]).created == 1
 
 
+def test_both_delivery_method_and_id_are_sent_when_they_agree_and_rejected_when_not(
+    emulator: RunningEmulator, client: MetronomeClient
+) -> None:
+    agree = {**stripe("acme", "cus_A"), "delivery_method_id": seeds.STRIPE_DM}
+    disagree = {**aws(seeds.INITECH, "aws-1"), "delivery_method": "aws_sqs"}  # AWS_DM is direct
+    report = run(client, [agree, disagree])
+    assert (report.created, report.rejected) == (1, 1)
+    assert report.rejections[0].field == "delivery_method"
+    assert "disagrees with delivery_method_id" in report.rejections[0].reason
+    assert [c["delivery_method_id"] for c in active(emulator)] == [seeds.STRIPE_DM]
+
+
+def test_required_keys_are_checked_once_a_delivery_method_id_is_resolved(
+    emulator: RunningEmulator, client: MetronomeClient
+) -> None:
+    """Keys are required for direct_to_billing_provider only; a row giving an id learns its kind late."""
+    empty = {"customer_id": seeds.INITECH, "billing_provider": "aws_marketplace", "configuration": "{}"}
+    direct = {**empty, "delivery_method_id": seeds.AWS_DM}
+    sqs = {**empty, "delivery_method_id": seeds.AWS_SQS_DM}
+    report = run(client, [direct, sqs])
+    assert (report.created, report.rejected) == (1, 1)
+    assert report.rejections[0].row == 1
+    assert report.rejections[0].field.startswith("configuration.aws_customer_id")
+    assert [c["delivery_method_id"] for c in active(emulator)] == [seeds.AWS_SQS_DM]
+
+
 @pytest.mark.parametrize(
     ("fault", "p"), [("p_commit_500", 0.4), ("p_500", 0.2), ("p_reset", 0.2), ("p_429", 0.2)]
 )

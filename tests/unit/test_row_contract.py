@@ -102,7 +102,6 @@ def test_uuid_is_normalised() -> None:
             "true or false",
         ),
         ({"delivery_method": _DROP}, "delivery_method/delivery_method_id", "both are empty"),
-        ({"delivery_method_id": DMID}, "delivery_method/delivery_method_id", "both are set"),
         ({"delivery_method": "email"}, "delivery_method", "not a known delivery_method"),
         ({"delivery_method": "tackle"}, "delivery_method", "not available for stripe"),
         ({"delivery_method": _DROP, "delivery_method_id": "nope"}, "delivery_method_id", "is not a UUID"),
@@ -113,6 +112,27 @@ def test_uuid_is_normalised() -> None:
 def test_rejections_name_the_field(change: dict[str, Any], field: str, needle: str) -> None:
     found = problems(**change)
     assert any(p.field == field and needle in p.reason for p in found), found
+
+
+def test_delivery_method_and_its_id_may_both_be_given() -> None:
+    """The API takes either or both (its SDK sends both); whether they agree is checked once resolved."""
+    row = parse_row({**GOOD, "delivery_method_id": DMID})
+    assert isinstance(row, BillingConfigRow)
+    assert (row.delivery_method, row.delivery_method_id) == ("direct_to_billing_provider", DMID)
+
+
+def test_required_keys_wait_for_the_delivery_method() -> None:
+    """Keys a provider requires are documented for direct_to_billing_provider only.
+
+    A row giving another kind needs none; a row giving only an id is checked once the id
+    is resolved (the sync does that, see the engine tests).
+    """
+    aws: dict[str, Any] = {"customer_id": CID, "billing_provider": "aws_marketplace", "configuration": {}}
+    assert isinstance(parse_row({**aws, "delivery_method": "aws_sqs"}), BillingConfigRow)
+    assert isinstance(parse_row({**aws, "delivery_method_id": DMID}), BillingConfigRow)
+    found = parse_row({**aws, "delivery_method": "direct_to_billing_provider"})
+    assert isinstance(found, list)
+    assert {p.field for p in found} >= {"configuration.aws_customer_id"}
 
 
 @pytest.mark.parametrize(

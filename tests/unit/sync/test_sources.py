@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import sqlite3
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -31,19 +32,30 @@ from airflow_provider_metronome.sync.sources import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-UUID_LIKE = "'________-____-____-____-____________'"
 ACME = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01"
+HEX = "[0-9a-fA-F]"
+UUID_REGEX = f"^{HEX}{{8}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{12}}#"
 
-# Every dialect partition_sql claims, with the text of its customer key and of its
-# "first 32 bits of md5 as an unsigned integer".
-_KEY_TEXT = "lower(trim(cast(source.customer_id as {t})))"
-EXPECTED_KEY = {
-    "postgresql": _KEY_TEXT.format(t="text"),
-    "postgres": _KEY_TEXT.format(t="text"),
-    "sqlite": _KEY_TEXT.format(t="text"),
-    "mysql": _KEY_TEXT.format(t="char"),
-    "snowflake": _KEY_TEXT.format(t="varchar"),
-    "bigquery": "lower(trim(cast(source.customer_id as string), ' '))",
+# Every dialect partition_sql claims, with the text of its trimmed customer id (hashed in
+# lower case), of its "matches the canonical UUID regex" and of its "first 32 bits of
+# md5 as an unsigned integer".
+_TRIMMED = "trim(cast(source.customer_id as {t}))"
+EXPECTED_TRIMMED = {
+    "postgresql": _TRIMMED.format(t="text"),
+    "postgres": _TRIMMED.format(t="text"),
+    "sqlite": _TRIMMED.format(t="text"),
+    "mysql": _TRIMMED.format(t="char"),
+    "snowflake": _TRIMMED.format(t="varchar"),
+    "bigquery": "trim(cast(source.customer_id as string), ' ')",
+}
+EXPECTED_ENDED = {"mysql": "concat({x}, '#')", "bigquery": "concat({x}, '#')"}
+EXPECTED_MATCHES = {
+    "postgresql": "{x} ~ '{r}'",
+    "postgres": "{x} ~ '{r}'",
+    "sqlite": "apm_uuid_text({x})",
+    "mysql": "{x} REGEXP '{r}'",
+    "snowflake": "regexp_like({x}, '{r}')",
+    "bigquery": "regexp_contains({x}, '{r}')",
 }
 EXPECTED_MD5_32 = {
     "postgresql": "('x' || substr(md5({k}), 1, 8))::bit(32)::bigint",
@@ -61,11 +73,14 @@ NOT_PLACED: list[Any] = [
     "{0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01}", "urn:uuid:0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01",
     "\t0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01", "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a0",
     "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a011", "0c8b5a527-c1e-4f0e-9a3b-0c1d2e3f4a01", 12345,
-]  # fmt: skip
-PLACED: list[Any] = [
-    ACME, ACME.upper(), f"  {ACME} ", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
+    "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
     "0c8b5a5\n-7c1e-4f0e-9a3b-0c1d2e3f4a01", "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4\t01",
+    # A final newline: a regex's $ would match before it (found by this suite).
+    ACME + "\n",
+    # U+0130: Python's lower() makes it two characters, SQL's keeps one (found by this suite).
+    "\u0130234567-1234-1234-1234-123456789012", "\u01302345678-1234-1234-1234-123456789012",
 ]  # fmt: skip
+PLACED: list[Any] = [ACME, ACME.upper(), f"  {ACME} ", "0C8b5A52-7c1E-4f0e-9a3b-0c1d2e3f4a01"]
 
 
 def _random_ids(count: int, seed: int) -> list[str]:
@@ -183,11 +198,13 @@ def test_every_dialect_partition_sql_claims_is_covered_here() -> None:
 @pytest.mark.parametrize("dialect", sorted(EXPECTED_MD5_32))
 def test_partition_sql_text(dialect: str) -> None:
     """The exact SQL of each dialect: unplaced rows pass, placed ones only in their partition."""
-    key = EXPECTED_KEY[dialect]
-    md5_32 = EXPECTED_MD5_32[dialect].format(k=key)
+    trimmed = EXPECTED_TRIMMED[dialect]
+    md5_32 = EXPECTED_MD5_32[dialect].format(k=f"lower({trimmed})")
+    ended = EXPECTED_ENDED.get(dialect, "{x} || '#'").format(x=f"coalesce({trimmed}, '')")
+    placed = EXPECTED_MATCHES[dialect].format(x=ended, r=UUID_REGEX)
     expected = (
         "SELECT * FROM (SELECT customer_id, x FROM warehouse.rows WHERE x > 0) source "
-        f"WHERE coalesce({key}, '') NOT LIKE {UUID_LIKE} OR mod({md5_32}, 8) = 3"
+        f"WHERE NOT ({placed}) OR mod({md5_32}, 8) = 3"
     )
     got = partition_sql("  SELECT customer_id, x FROM warehouse.rows WHERE x > 0;\n", dialect, 3, 8)
     assert got == expected
@@ -345,9 +362,18 @@ def _bigquery_int64(text: Any) -> int | None:
     return value
 
 
+def _regexp(pattern: str, text: Any) -> int:
+    """``text REGEXP pattern`` (SQLite calls ``regexp(pattern, text)``), as MySQL does: a search."""
+    return int(text is not None and re.search(pattern, str(text)) is not None)
+
+
 def _emulated(dialect: str, db: sqlite3.Connection, sql: str) -> str:
     """Register ``dialect``'s functions on ``db``; return ``sql`` as SQLite can run it."""
+    db.create_function("regexp", 2, _regexp, deterministic=True)
+    db.create_function("regexp_like", 2, lambda text, pattern: _regexp(pattern, text), deterministic=True)
+    db.create_function("regexp_contains", 2, lambda text, pattern: _regexp(pattern, text), deterministic=True)
     if dialect == "mysql":
+        db.create_function("concat", -1, _bigquery_concat, deterministic=True)
         db.create_function("md5", 1, _md5_hex, deterministic=True)
         db.create_function("conv", 3, _mysql_conv, deterministic=True)
     elif dialect == "snowflake":
