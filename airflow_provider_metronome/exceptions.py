@@ -136,13 +136,14 @@ class MetronomeServerError(MetronomeAPIError):
 class MetronomeConnectionError(MetronomeError):
     """The API could not be reached (connection refused/reset, timeout) after every retry.
 
-    :param message: what went wrong.
+    :param message: what went wrong (kept as :attr:`reason`).
     :param method: HTTP method of the request.
     :param path: path of the request.
     :param attempts: how many attempts were made.
     """
 
     def __init__(self, message: str, *, method: str = "", path: str = "", attempts: int = 1) -> None:
+        self.reason = message
         self.method = method
         self.path = path
         self.attempts = attempts

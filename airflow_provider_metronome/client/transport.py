@@ -14,8 +14,9 @@ reads: there the read timeout is the bound.)
 
 The SDK reads the body inside ``httpx.Client.send`` (it streams nothing for the raw
 responses this provider uses), the one method this class overrides, so the deadline
-holds for the typed methods and for :meth:`~..api.MetronomeApi.get_conn` alike, with
-any transport (a proxy from the environment included).
+holds for the typed calls and for the SDK client of
+:meth:`~airflow_provider_metronome.client.client.MetronomeClient.get_conn` alike,
+with any transport (a proxy from the environment included).
 
 Redirects are never followed: the SDK's own default client follows them, which
 would re-send a write (its secrets included) wherever a 307/308 points, or turn it

@@ -9,25 +9,9 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_metronome.client.redact import mask_in_airflow
 from airflow_provider_metronome.exceptions import MetronomeConfigError
+from airflow_provider_metronome.hooks.connections import extra_bool, extra_value, get_connection
 
 AVALARA_ENVIRONMENTS = ("SANDBOX", "PRODUCTION")
-
-
-def parse_bool(value: Any, *, name: str, source: str) -> bool:
-    """Read a boolean given as a bool or as text (``true``/``false``/``1``/``0``/``yes``/``no``).
-
-    :param value: the raw value.
-    :param name: field name, for the error message.
-    :param source: where it came from, for the error message.
-    """
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "y", "on"):
-        return True
-    if text in ("false", "0", "no", "n", "off"):
-        return False
-    raise MetronomeConfigError(f"{source}: {name} must be true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -78,24 +62,20 @@ class AvalaraHook(BaseHook):
         :param environment: overrides the connection's ``environment``.
         :param commit_transactions: overrides the connection's ``commit_transactions``.
         """
-        from airflow_provider_metronome.hooks.metronome import _get_connection
-
-        conn = _get_connection(self, self.avalara_conn_id, "avalara")
+        conn = get_connection(self, self.avalara_conn_id, self.conn_type)
         source = f"Airflow connection {self.avalara_conn_id!r}"
         extra = conn.extra_dejson or {}
         if not conn.login:
             raise MetronomeConfigError(f"{source} has no login: put the Avalara user name in it")
         if not conn.password:
             raise MetronomeConfigError(f"{source} has no password: put the Avalara password in it")
-        env = environment or extra.get("environment") or extra.get("extra__avalara__environment") or "SANDBOX"
+        env = environment or extra_value(extra, "environment", self.conn_type) or "SANDBOX"
         env = str(env).strip().upper()
         if env not in AVALARA_ENVIRONMENTS:
             raise MetronomeConfigError(f"{source}: environment must be SANDBOX or PRODUCTION, got {env!r}")
-        commit: bool | None = commit_transactions
+        commit = commit_transactions
         if commit is None:
-            raw = extra.get("commit_transactions", extra.get("extra__avalara__commit_transactions"))
-            if raw not in (None, ""):
-                commit = parse_bool(raw, name="commit_transactions", source=source)
+            commit = extra_bool(extra, "commit_transactions", source, conn_type=self.conn_type)
         # Out of task logs from now on, whoever prints it (the SDK's DEBUG request line
         # included; the client scrubs its own messages and logs too).
         mask_in_airflow(conn.password)

@@ -22,7 +22,7 @@ import pytest
 import respx
 
 from airflow_provider_metronome.client import MetronomeClient, RetryPolicy
-from airflow_provider_metronome.client import api as client_api
+from airflow_provider_metronome.client import endpoints as client_endpoints
 from airflow_provider_metronome.exceptions import (
     MetronomeConnectionError,
     MetronomeRedirectError,
@@ -175,7 +175,7 @@ class TrickleServer:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.api.time.sleep", waits.append)
+    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
     return waits
 
 
@@ -301,7 +301,7 @@ def test_a_customer_cursor_that_comes_back_is_an_error_naming_the_endpoint(
 def test_billing_provider_pages_without_end_stop_at_the_page_limit(
     monkeypatch: pytest.MonkeyPatch, closing: list[MetronomeClient]
 ) -> None:
-    monkeypatch.setattr(client_api, "MAX_BILLING_PROVIDER_PAGES", 20, raising=False)
+    monkeypatch.setattr(client_endpoints, "MAX_BILLING_PROVIDER_PAGES", 20)
 
     def answer(r: Seen) -> Answer:
         n = len(server.requests)
@@ -322,8 +322,8 @@ def test_billing_provider_pages_without_end_stop_at_the_page_limit(
 
 
 def test_the_page_limits_are_generous_but_finite() -> None:
-    assert 1_000 <= client_api.MAX_BILLING_PROVIDER_PAGES <= 100_000
-    assert client_api.MAX_CUSTOMER_PAGES * client_api.MAX_PAGE_SIZE >= 1_000_000
+    assert 1_000 <= client_endpoints.MAX_BILLING_PROVIDER_PAGES <= 100_000
+    assert client_endpoints.MAX_CUSTOMER_PAGES * client_endpoints.MAX_PAGE_SIZE >= 1_000_000
 
 
 def test_a_repeated_page_of_delivery_methods_counts_each_once(closing: list[MetronomeClient]) -> None:

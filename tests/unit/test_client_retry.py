@@ -43,13 +43,13 @@ CREATED = {"data": [{"id": "e045c62b-65e7-4e84-a924-3f06f8b621d0", **CONFIG}]}
 def _cleartext_already_warned(monkeypatch: pytest.MonkeyPatch) -> None:
     # These tests talk http:// to a made-up host on purpose and count the client's log
     # lines; the once-per-host cleartext warning is tested in test_client_hostile.py.
-    monkeypatch.setattr("airflow_provider_metronome.client.api._cleartext_warned", {"metronome.test"})
+    monkeypatch.setattr("airflow_provider_metronome.client.settings._cleartext_warned", {"metronome.test"})
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.api.time.sleep", waits.append)
+    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
     return waits
 
 

@@ -68,7 +68,8 @@ def test_unsupported_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_init_does_not_touch_the_connection() -> None:
     hook = MetronomeHook(metronome_conn_id="does_not_exist")
     assert hook.metronome_conn_id == "does_not_exist"
-    assert hook._settings_cache is None
+    assert "settings" not in vars(hook)
+    assert "client" not in vars(hook)
 
 
 def test_get_conn_is_the_configured_official_sdk_client(monkeypatch: pytest.MonkeyPatch) -> None:

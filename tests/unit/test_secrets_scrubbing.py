@@ -45,7 +45,7 @@ CONFIG = {
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.api.time.sleep", waits.append)
+    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
     return waits
 
 
@@ -103,7 +103,7 @@ def test_an_empty_token_makes_no_secret_of_the_word_bearer() -> None:
     client = MetronomeClient(BASE, " ")
     ok, _ = client.test_connection()
     assert not ok
-    assert client._scrub("Authorization: Bearer abc") == "Authorization: Bearer abc"
+    assert client.executor.errors.scrub("Authorization: Bearer abc") == "Authorization: Bearer abc"
     assert "Bearer " not in LOG_SECRETS
 
 
