@@ -5,14 +5,89 @@ optionally a delivery method kind) to update every matching delivery method. A r
 that chooses nothing fails and says so. The
 credentials come from the ``avalara_default`` connection: rotate the password there,
 then trigger this DAG. Nothing secret is ever passed as a parameter.
+
+Whoever may trigger it chooses which delivery methods get the credentials (and may
+override the connection's Avalara environment); the connections it uses are the DAG
+author's settings below. A run conf with any key that is not a param fails before
+anything is sent (README, "Who chooses what").
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param
 
 from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredentialsOperator
+
+# == DAG-author settings: edit these =========================================================
+# Which credentials this DAG sends, and with which Metronome token. Never params: whoever
+# may trigger a run must not point it at another connection of this Airflow.
+METRONOME_CONN_ID = "metronome_default"
+AVALARA_CONN_ID = "avalara_default"
+# ==============================================================================================
+
+# What whoever may trigger chooses: which delivery methods, and the Avalara environment.
+_PARAMS: dict[str, Param] = {
+    "delivery_method_ids": Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        title="Delivery method ids",
+        description="Delivery methods to update (ids from listConfiguredBillingProviders). "
+        "Or leave empty and choose a billing provider below.",
+    ),
+    "billing_provider": Param(
+        "",
+        enum=[
+            "",
+            "stripe",
+            "aws_marketplace",
+            "azure_marketplace",
+            "gcp_marketplace",
+            "netsuite",
+            "quickbooks_online",
+            "workday",
+            "custom",
+            "metronome",
+        ],
+        title="Billing provider",
+        description="Or: update every delivery method of this billing provider.",
+    ),
+    "delivery_method": Param(
+        "",
+        enum=["", "direct_to_billing_provider", "aws_sqs", "tackle", "aws_sns"],
+        title="Delivery method",
+        description="Narrow the selection to this kind of delivery method (optional).",
+    ),
+    "avalara_environment": Param(
+        "",
+        enum=["", "SANDBOX", "PRODUCTION"],
+        title="Avalara environment",
+        description="Override the avalara_default connection's environment (optional).",
+    ),
+}
+
+
+def _refuse_foreign_conf(context: Any) -> None:
+    """Fail the run when its conf holds a key that is not a param of this DAG.
+
+    Airflow validates the params but keeps any other conf key without a word; this DAG
+    uses none, so such a key is a mistake (a misspelt param, or a setting that is the DAG
+    author's, such as a connection id) the trigger should hear about.
+    """
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    conf = getattr(context["dag_run"], "conf", None) or {}
+    unknown = sorted(key for key in conf if key not in _PARAMS)
+    if unknown:
+        raise AirflowFailException(
+            f"Run conf key(s) {', '.join(map(repr, unknown))} are not params of this DAG (its params: "
+            f"{', '.join(_PARAMS)}); connections are DAG-author settings (METRONOME_CONN_ID, "
+            "AVALARA_CONN_ID at the top of the DAG file). Trigger again without them; nothing was sent."
+        )
+
 
 with DAG(
     dag_id="metronome_avalara_credentials",
@@ -22,45 +97,7 @@ with DAG(
     catchup=False,
     tags=["metronome", "tax"],
     doc_md=__doc__,
-    params={
-        "delivery_method_ids": Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Delivery method ids",
-            description="Delivery methods to update (ids from listConfiguredBillingProviders). "
-            "Or leave empty and choose a billing provider below.",
-        ),
-        "billing_provider": Param(
-            "",
-            enum=[
-                "",
-                "stripe",
-                "aws_marketplace",
-                "azure_marketplace",
-                "gcp_marketplace",
-                "netsuite",
-                "quickbooks_online",
-                "workday",
-                "custom",
-                "metronome",
-            ],
-            title="Billing provider",
-            description="Or: update every delivery method of this billing provider.",
-        ),
-        "delivery_method": Param(
-            "",
-            enum=["", "direct_to_billing_provider", "aws_sqs", "tackle", "aws_sns"],
-            title="Delivery method",
-            description="Narrow the selection to this kind of delivery method (optional).",
-        ),
-        "avalara_environment": Param(
-            "",
-            enum=["", "SANDBOX", "PRODUCTION"],
-            title="Avalara environment",
-            description="Override the avalara_default connection's environment (optional).",
-        ),
-    },
+    params=_PARAMS,
 ) as dag:
     UpsertAvalaraCredentialsOperator(
         task_id="upsert_avalara_credentials",
@@ -68,7 +105,11 @@ with DAG(
         billing_provider="{{ params.billing_provider }}",
         delivery_method="{{ params.delivery_method }}",
         avalara_environment="{{ params.avalara_environment }}",
-        avalara_conn_id="avalara_default",
+        avalara_conn_id=AVALARA_CONN_ID,
+        metronome_conn_id=METRONOME_CONN_ID,
         allow_empty=False,
+        # Runs before execute, so before any request: a conf key that is not a param (say
+        # "avalara_conn_id") fails the task instead of being silently ignored.
+        pre_execute=_refuse_foreign_conf,
         doc_md="Reads the Avalara connection and sets its credentials on the chosen delivery methods.",
     )

@@ -1,6 +1,7 @@
 """Sync Metronome billing provider configurations from a warehouse table, daily.
 
-Copy this DAG and change its defaults. Which rows a run reads:
+Copy this DAG and edit the settings at the top of the file (connections, source,
+rejects file). Which rows a run reads:
 
 * a **scheduled** or **backfill** run: the rows whose ``updated_at`` falls in its data
   interval (the day before it);
@@ -11,6 +12,11 @@ Copy this DAG and change its defaults. Which rows a run reads:
 It then makes Metronome's billing provider configurations follow those rows and
 sets Avalara credentials on the delivery methods whose synced rows ask for
 ``tax_provider = avalara``.
+
+Whoever may trigger this DAG chooses only the params of the Trigger form (which rows,
+how fast, dry run, ...). Which connection it reads, which SQL it runs and where it
+writes files are the DAG author's settings: a run conf that names one of them, or any
+key that is not a param, fails the run before anything is read (README, "Who chooses what").
 
 Re-runs, retries, overlapping backfills and manual runs during a backfill never
 create a configuration twice: the sync creates only what is missing, and every
@@ -25,6 +31,7 @@ Backfill from the UI (Trigger, then Backfill) or with
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC
 from typing import Any
 
@@ -39,6 +46,36 @@ except ImportError:  # Airflow 3.0
 from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredentialsOperator
 from airflow_provider_metronome.operators.billing_config import SetBillingProviderConfigOperator
 
+# == DAG-author settings: edit these =========================================================
+# What this DAG reads and writes. Whoever may trigger it cannot change these (run conf
+# chooses only the params below): a trigger that could name a connection, a query or a
+# file path could read any connection of this Airflow or overwrite any file the worker can
+# write. Each one may also come from the deployment's environment (the METRONOME_SYNC_*
+# variables, set alike on the dag-processor and every worker): whoever sets a worker's
+# environment can already read every connection, so is trusted like this file's author.
+
+# The SQL connection (any DbApiHook: PostgreSQL, Snowflake, BigQuery, SQLite, ...) holding the rows.
+WAREHOUSE_CONN_ID: str = os.environ.get("METRONOME_SYNC_WAREHOUSE_CONN_ID") or "billing_warehouse"
+# The table or view that follows the README's row contract ...
+SOURCE_TABLE: str = os.environ.get("METRONOME_SYNC_SOURCE_TABLE") or "customer_billing_configs"
+# ... or a full SELECT mapping your own tables onto it (used instead of SOURCE_TABLE when set).
+# Plain SQL, not a template: the DAG adds the run's updated_at window around it.
+SOURCE_SQL: str | None = os.environ.get("METRONOME_SYNC_SOURCE_SQL") or None
+# Where to write rejected rows as JSON lines (a local path or an s3://, gs://, ... URL), or None
+# for no file (every rejection is in the task log anyway; XCom keeps a sample). A Jinja
+# template rendered per run, e.g. "s3://billing-ops/rejects/{{ ds }}/{{ run_id }}.jsonl": keep
+# {{ run_id }} in it so runs side by side never share a file, and never {{ params }} or
+# {{ dag_run.conf }}, which the trigger chooses. With partitions > 1 each partition writes
+# <path>.part<N>.
+REJECTS_PATH: str | None = os.environ.get("METRONOME_SYNC_REJECTS_PATH") or None
+# A PostgreSQL connection for customer locks shared by workers on several machines (Celery,
+# Kubernetes); None keeps lock files on the worker's machine (README, "Concurrent runs").
+LOCK_CONN_ID: str | None = os.environ.get("METRONOME_SYNC_LOCK_CONN_ID") or None
+# The Metronome API token and the Avalara credentials.
+METRONOME_CONN_ID = "metronome_default"
+AVALARA_CONN_ID = "avalara_default"
+# ==============================================================================================
+
 log = logging.getLogger(__name__)
 
 # Downstream DAGs (e.g. contract provisioning) can schedule on this asset.
@@ -50,6 +87,90 @@ BILLING_CONFIGS = Asset("x-metronome://billing-provider-configurations", group="
 _INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 # updated_at is compared as text in this form (UTC), which every warehouse casts.
 _STAMP = "%Y-%m-%d %H:%M:%S"
+
+# What whoever may trigger chooses (the Trigger form; run conf). Each is safe in any hands:
+# the window bounds are parsed into timestamps before they reach SQL, the rest are
+# validated by type and range (Airflow refuses a run whose conf does not fit them).
+_PARAMS: dict[str, Param] = {
+    "full_refresh": Param(
+        False,
+        type="boolean",
+        title="Full refresh",
+        description="Read every row. Manual runs already read every row unless a window is given; "
+        "scheduled and backfill runs read their day only.",
+    ),
+    "window_start": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Window start (optional)",
+        description="Read only rows with updated_at at or after this time (UTC).",
+    ),
+    "window_end": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Window end (optional)",
+        description="Read only rows with updated_at before this time (UTC).",
+    ),
+    "mode": Param(
+        "create_missing",
+        enum=["create_missing", "replace"],
+        title="Mode",
+        description="create_missing adds the configurations that are missing and touches nothing else; "
+        "replace also archives each customer's other configurations of the same billing provider.",
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Plan only: log every configuration that would be created or archived; change nothing.",
+    ),
+    "partitions": Param(
+        1,
+        type="integer",
+        minimum=1,
+        maximum=64,
+        title="Partitions",
+        description="Split the sync into this many parallel tasks, each owning a share of the customers.",
+    ),
+    "max_concurrency": Param(
+        24,
+        type="integer",
+        minimum=1,
+        maximum=64,
+        title="Max concurrency",
+        description="Metronome requests in flight per task. Lower it if Metronome answers 429 "
+        "(rate limited).",
+    ),
+    "batch_size": Param(
+        100,
+        type="integer",
+        minimum=1,
+        maximum=1000,
+        title="Batch size",
+        description="Billing configurations created per request.",
+    ),
+    "max_rejected_rows": Param(
+        0,
+        type="integer",
+        minimum=0,
+        title="Rejected rows tolerated",
+        description="The sync task fails when more rows than this are rejected (the good rows are "
+        "synced either way).",
+    ),
+}
+# Run conf keys that were params once and are DAG-author settings now (above): a run that
+# still passes one fails and says where the setting lives, rather than silently ignoring it.
+_AUTHOR_SETTINGS = {
+    "warehouse_conn_id": "WAREHOUSE_CONN_ID (env METRONOME_SYNC_WAREHOUSE_CONN_ID)",
+    "source_table": "SOURCE_TABLE (env METRONOME_SYNC_SOURCE_TABLE)",
+    "source_sql": "SOURCE_SQL (env METRONOME_SYNC_SOURCE_SQL)",
+    "rejects_path": "REJECTS_PATH (env METRONOME_SYNC_REJECTS_PATH)",
+    "lock_conn_id": "LOCK_CONN_ID (env METRONOME_SYNC_LOCK_CONN_ID)",
+    "metronome_conn_id": "METRONOME_CONN_ID",
+    "avalara_conn_id": "AVALARA_CONN_ID",
+}
 
 with DAG(
     dag_id="metronome_billing_config_sync",
@@ -71,110 +192,20 @@ with DAG(
     },
     tags=["metronome", "billing"],
     doc_md=__doc__,
-    params={
-        "warehouse_conn_id": Param(
-            "billing_warehouse",
-            type="string",
-            title="Warehouse connection",
-            description="Airflow connection id of the SQL warehouse that holds the rows.",
-        ),
-        "source_table": Param(
-            "customer_billing_configs",
-            type="string",
-            pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
-            title="Source table",
-            description="Table or view with one row per billing configuration (the README's row contract).",
-        ),
-        "source_sql": Param(
-            None,
-            type=["null", "string"],
-            title="Source SQL (optional)",
-            description="A full SELECT to read instead of the source table. Leave empty to read the table.",
-        ),
-        "full_refresh": Param(
-            False,
-            type="boolean",
-            title="Full refresh",
-            description="Read every row. Manual runs already read every row unless a window is given; "
-            "scheduled and backfill runs read their day only.",
-        ),
-        "window_start": Param(
-            None,
-            type=["null", "string"],
-            format="date-time",
-            title="Window start (optional)",
-            description="Read only rows with updated_at at or after this time (UTC).",
-        ),
-        "window_end": Param(
-            None,
-            type=["null", "string"],
-            format="date-time",
-            title="Window end (optional)",
-            description="Read only rows with updated_at before this time (UTC).",
-        ),
-        "mode": Param(
-            "create_missing",
-            enum=["create_missing", "replace"],
-            title="Mode",
-            description="create_missing adds the configurations that are missing and touches nothing else; "
-            "replace also archives each customer's other configurations of the same billing provider.",
-        ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Plan only: log every configuration that would be created or archived; "
-            "change nothing.",
-        ),
-        "partitions": Param(
-            1,
-            type="integer",
-            minimum=1,
-            maximum=64,
-            title="Partitions",
-            description="Split the sync into this many parallel tasks, each owning a share of the customers.",
-        ),
-        "max_concurrency": Param(
-            24,
-            type="integer",
-            minimum=1,
-            maximum=64,
-            title="Max concurrency",
-            description="Metronome requests in flight per task. Lower it if Metronome answers 429 "
-            "(rate limited).",
-        ),
-        "batch_size": Param(
-            100,
-            type="integer",
-            minimum=1,
-            maximum=1000,
-            title="Batch size",
-            description="Billing configurations created per request.",
-        ),
-        "max_rejected_rows": Param(
-            0,
-            type="integer",
-            minimum=0,
-            title="Rejected rows tolerated",
-            description="The sync task fails when more rows than this are rejected (the good rows are "
-            "synced either way).",
-        ),
-        "rejects_path": Param(
-            None,
-            type=["null", "string"],
-            title="Rejects file (optional)",
-            description="Write rejected rows as JSON lines here: a local path or an s3://, gs://, ... URL.",
-        ),
-    },
+    params=_PARAMS,
 ) as dag:
 
-    @task(doc_md="Decides which rows this run reads and splits the sync into `partitions` mapped tasks.")
+    @task(
+        doc_md="Checks the run conf, decides which rows this run reads and splits the sync into "
+        "`partitions` mapped tasks."
+    )
     def plan_partitions(**context: Any) -> list[dict[str, Any]]:
         """One entry per partition: the arguments of each mapped sync task."""
+        _refuse_foreign_conf(context["dag_run"])
         params = context["params"]
         sql = _source_sql(params, context)
         count = int(params["partitions"])
-        rejects = params["rejects_path"] or None
+        rejects = _rejects_path(context)
         return [
             {
                 "sql": sql,
@@ -190,7 +221,9 @@ with DAG(
 
     sync = SetBillingProviderConfigOperator.partial(
         task_id="sync_billing_configs",
-        conn_id="{{ params.warehouse_conn_id }}",
+        conn_id=WAREHOUSE_CONN_ID,
+        metronome_conn_id=METRONOME_CONN_ID,
+        lock_conn_id=LOCK_CONN_ID,
         mode="{{ params.mode }}",
         dry_run="{{ params.dry_run }}",
         doc_md=(
@@ -226,21 +259,56 @@ with DAG(
     avalara = UpsertAvalaraCredentialsOperator(
         task_id="upsert_avalara_credentials",
         delivery_method_ids=avalara_delivery_methods(totals),
-        avalara_conn_id="avalara_default",
+        avalara_conn_id=AVALARA_CONN_ID,
+        metronome_conn_id=METRONOME_CONN_ID,
         doc_md=(
-            "Sets the Avalara credentials of the `avalara_default` connection on the delivery methods "
+            f"Sets the Avalara credentials of the `{AVALARA_CONN_ID}` connection on the delivery methods "
             "found above. Nothing to do (and no connection needed) when no row asks for Avalara."
         ),
     )
 
 
+def _refuse_foreign_conf(dag_run: Any) -> None:
+    """Fail the run when its conf holds a key that is not a param of this DAG.
+
+    Airflow validates the params, but keeps any other conf key (in ``dag_run.conf`` and
+    ``params``) without a word: a trigger passing ``rejects_path`` or a misspelt
+    ``full_refesh`` would get a run that does something else than asked.
+    """
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    conf = getattr(dag_run, "conf", None) or {}
+    moved = sorted(key for key in conf if key in _AUTHOR_SETTINGS)
+    if moved:
+        where = "; ".join(f"{key}: {_AUTHOR_SETTINGS[key]}" for key in moved)
+        raise AirflowFailException(
+            f"Run conf key(s) {', '.join(map(repr, moved))} are DAG-author settings of this DAG, not run "
+            f"choices: whoever may trigger a run must not choose which connection it reads, which SQL it "
+            f"runs or which file it writes. They are set at the top of the DAG file or in the "
+            f"deployment's environment ({where}). Trigger again without them; nothing was read or written."
+        )
+    unknown = sorted(key for key in conf if key not in _PARAMS)
+    if unknown:
+        raise AirflowFailException(
+            f"Run conf key(s) {', '.join(map(repr, unknown))} are not params of this DAG (its params: "
+            f"{', '.join(_PARAMS)}). Trigger again without them; nothing was read or written."
+        )
+
+
+def _rejects_path(context: Any) -> str | None:
+    """REJECTS_PATH rendered for this run (it may use {{ run_id }}, {{ ds }}, ...)."""
+    if not REJECTS_PATH:
+        return None
+    rendered = str(context["task"].render_template(REJECTS_PATH, context)).strip()
+    return rendered or None
+
+
 def _source_sql(params: Any, context: Any) -> str:
     """The query of this run: the source, narrowed to the rows this run reads (logged)."""
-    source = params["source_sql"]
     base = (
-        f"SELECT * FROM ({str(source).strip().rstrip(';')}) source"
-        if source and str(source).strip()
-        else f"SELECT * FROM {params['source_table']} source"
+        f"SELECT * FROM ({SOURCE_SQL.strip().rstrip(';')}) source"
+        if SOURCE_SQL and SOURCE_SQL.strip()
+        else f"SELECT * FROM {SOURCE_TABLE} source"
     )
     run_type = str(getattr(context["dag_run"], "run_type", "") or "")
     start, end = _stamp(params["window_start"], "window_start"), _stamp(params["window_end"], "window_end")

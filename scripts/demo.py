@@ -84,7 +84,9 @@ def _latest_xcom(task_id: str) -> Any:
 
 def _run(n: int, env: dict[str, str], emu: RunningEmulator) -> dict[str, Any]:
     rejects = DEMO / f"rejects-{n}.jsonl"
-    conf = {"full_refresh": True, "max_rejected_rows": 10, "rejects_path": str(rejects)}
+    conf = {"full_refresh": True, "max_rejected_rows": 10}
+    # Where files go is the deployment's choice, not the run conf's (README, "Who chooses what").
+    env = {**env, "METRONOME_SYNC_REJECTS_PATH": str(rejects)}
     started = time.perf_counter()
     _airflow(["dags", "test", DAG_ID, "-c", json.dumps(conf)], env, DEMO / f"run-{n}.log")
     summary = _latest_xcom("summarize")

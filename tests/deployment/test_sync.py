@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -79,3 +80,34 @@ def test_avalara_credentials_dag_sets_the_connection_credentials(fresh: Deployme
     assert stripe["avalara_password"] == "<set>"
     check = {"kind": "avalara_password", "delivery_method_id": demo_data.STRIPE_DM}
     assert fresh.emulator.admin("check-secret", {**check, "value": harness.AVALARA_PASSWORD})["match"] is True
+
+
+def test_run_conf_cannot_reach_past_the_dag(fresh: Deployment) -> None:
+    """A REST trigger naming a file, a query and a connection: the run fails first thing and says why."""
+    fresh.write_warehouse(scenarios.rows_over_days(10, scenarios.day_range("2024-05-01", 1)))
+    victim = fresh.home / "someone-elses-file.txt"
+    victim.write_text("keep me\n")
+    conf = {
+        "full_refresh": True,
+        "rejects_path": str(victim),
+        "source_sql": "SELECT * FROM customer_billing_configs",
+        "warehouse_conn_id": "metronome_default",
+    }
+
+    run_id = fresh.trigger(harness.SYNC_DAG, conf)  # Airflow accepts keys that are not params
+    states = fresh.wait_for_runs(harness.SYNC_DAG, [run_id])
+
+    assert states[run_id] == "failed"
+    tis = {ti["task_id"]: ti["state"] for ti in fresh.task_instances(harness.SYNC_DAG, run_id)}
+    assert tis.pop("plan_partitions") == "failed", tis
+    assert set(tis.values()) == {"upstream_failed"}, tis
+    assert victim.read_text() == "keep me\n"
+    assert fresh.emulator.admin("state")["billing_provider_configurations"] == []
+    # The task log, as the UI shows it, names the keys and where those settings live.
+    run = urllib.parse.quote(run_id, safe="")
+    log = json.dumps(
+        fresh.api("GET", f"/dags/{harness.SYNC_DAG}/dagRuns/{run}/taskInstances/plan_partitions/logs/1")
+    )
+    assert (
+        "Run conf key(s) 'rejects_path', 'source_sql', 'warehouse_conn_id' are DAG-author settings" in log
+    ), log

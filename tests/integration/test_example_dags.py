@@ -13,6 +13,8 @@ from scripts import demo_data
 from tests.airflow_support import (
     REPO_DAGS,
     active_state,
+    all_rendered_fields_text,
+    all_xcom_text,
     desired_state,
     example_dag,
     postgres_schema,
@@ -203,8 +205,10 @@ def test_sync_dag_on_postgres(emulator: RunningEmulator, monkeypatch: pytest.Mon
                 f"INSERT INTO {schema}.customer_billing_configs VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [tuple(r[c] for c in demo_data.WAREHOUSE_COLUMNS) for r in good],
             )
-        conf = {"warehouse_conn_id": "pg_warehouse", "source_table": f"{schema}.customer_billing_configs",
-                "max_rejected_rows": 10, "partitions": 2}  # fmt: skip
+        # The warehouse is the DAG author's (or the deployment's) choice, not the run's.
+        monkeypatch.setenv("METRONOME_SYNC_WAREHOUSE_CONN_ID", "pg_warehouse")
+        monkeypatch.setenv("METRONOME_SYNC_SOURCE_TABLE", f"{schema}.customer_billing_configs")
+        conf = {"max_rejected_rows": 10, "partitions": 2}
         dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=1), run_conf=conf)
         assert set(task_states(dr).values()) == {"success"}, task_states(dr)
         summary = xcom(dr, "summarize")
@@ -239,10 +243,12 @@ def test_every_param_is_optional_or_has_a_default_and_explains_itself() -> None:
     """The Trigger form opens with every field valid: optional params are nullable, none is required."""
     dag = example_dag(SYNC_DAG)
     resolved = dag.params.validate()
-    for name in ("source_sql", "rejects_path", "window_start", "window_end"):
+    for name in ("window_start", "window_end"):
         assert resolved[name] is None, name
         assert "null" in dag.params.get_param(name).schema["type"], f"{name} is optional"
     assert resolved["max_concurrency"] == 24
+    for name in ("warehouse_conn_id", "source_table", "source_sql", "rejects_path"):
+        assert name not in dag.params, f"{name} is the DAG author's setting, not a param"
     for name in dag.params:
         param = dag.params.get_param(name)
         assert len(param.description or "") > 20, f"{name} explains itself in the trigger form"
@@ -292,3 +298,199 @@ def test_avalara_dag_with_nothing_chosen_fails_and_says_why(emulator: RunningEmu
     dr = example_dag("metronome_avalara_credentials").test()
     assert task_states(dr) == {"upsert_avalara_credentials": "failed"}
     assert emulator.admin("state")["avalara_credentials"] == {}
+
+
+# -- who chooses what: run conf never reaches past its DAG (README, "Who chooses what") ------
+
+# Airflow 3.0.x's dag.test() does not print task exceptions: there the message checks are
+# left out (the deployment suite reads the same message from the task log over the REST API).
+TASK_LOGS_IN_OUTPUT = not __import__("airflow").__version__.startswith("3.0.")
+SECRET = "s3cr3t-Of-Another-Team-91c4"
+
+
+def _assert_refused(dr: Any, capfd: pytest.CaptureFixture[str], key: str, why: str) -> None:
+    """The run failed in its first task, before any task read or wrote anything, and said why."""
+    states = task_states(dr)
+    assert states.pop("plan_partitions") == "failed", states
+    assert set(states.values()) == {"upstream_failed"}, states
+    if TASK_LOGS_IN_OUTPUT:
+        out = capfd.readouterr().out
+        assert f"Run conf key(s) '{key}' {why}" in out, out[-3000:]
+        assert "nothing was read or written" in out
+
+
+def _sqlite_table(path: Path, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(f"CREATE TABLE {table} ({columns})")
+        db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in rows[0])})", rows)
+    db.close()
+
+
+def test_run_conf_cannot_choose_a_file_to_write(
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    data = demo_data.build(20)  # with bad rows: a rejects file would get lines
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, data.rows)
+    victim = tmp_path / "someone-elses-file.txt"
+    victim.write_text("keep me\n")
+
+    dr = example_dag(SYNC_DAG).test(run_conf={"rejects_path": str(victim), "max_rejected_rows": 10})
+
+    assert victim.read_text() == "keep me\n", "the run wrote a file its trigger chose"
+    assert active_state(emulator) == []
+    _assert_refused(dr, capfd, "rejects_path", "are DAG-author settings")
+
+
+def test_run_conf_cannot_run_its_own_sql(
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    reset_emulator(emulator, demo_data.build(5))
+    sqlite_warehouse(monkeypatch, tmp_path, [])
+    _sqlite_table(tmp_path / "warehouse.db", "app_secrets", "secret TEXT", [(SECRET,)])
+    # A query that would carry a secret into the rejections (log, XCom) and to Metronome.
+    steal = (
+        "SELECT secret AS ingest_alias, 'stripe' AS billing_provider, "
+        "'{\"stripe_customer_id\": \"cus_x\"}' AS configuration, 'direct_to_billing_provider' AS delivery_method "
+        "FROM app_secrets"
+    )
+
+    dr = example_dag(SYNC_DAG).test(run_conf={"source_sql": steal, "max_rejected_rows": 10})
+
+    assert SECRET not in all_xcom_text(), "the trigger's query ran and its result reached XCom"
+    assert SECRET not in all_rendered_fields_text()
+    assert SECRET not in json.dumps(emulator.admin("requests")), "the secret was sent to Metronome"
+    _assert_refused(dr, capfd, "source_sql", "are DAG-author settings")
+
+
+def test_run_conf_cannot_choose_the_table(
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    data = demo_data.build(5, with_bad_rows=False)
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, [])
+    demo_data.write_sqlite(str(tmp_path / "warehouse.db"), data.rows, table="another_teams_table")
+
+    dr = example_dag(SYNC_DAG).test(run_conf={"source_table": "another_teams_table"})
+
+    assert active_state(emulator) == [], "rows of a table the trigger chose were synced"
+    _assert_refused(dr, capfd, "source_table", "are DAG-author settings")
+
+
+def test_run_conf_cannot_choose_the_connection(
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    data = demo_data.build(5, with_bad_rows=False)
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, [])
+    other = tmp_path / "other.db"
+    demo_data.write_sqlite(str(other), data.rows)
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER", json.dumps({"conn_type": "sqlite", "host": str(other)}))
+
+    dr = example_dag(SYNC_DAG).test(run_conf={"warehouse_conn_id": "other"})
+
+    assert active_state(emulator) == [], "rows of a connection the trigger chose were synced"
+    _assert_refused(dr, capfd, "warehouse_conn_id", "are DAG-author settings")
+
+
+def test_run_conf_with_a_key_that_is_no_param_fails(
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A misspelt param would otherwise be ignored: this scheduled-like run would read all rows."""
+    reset_emulator(emulator, demo_data.build(5))
+    sqlite_warehouse(monkeypatch, tmp_path, [])
+    dr = example_dag(SYNC_DAG).test(run_conf={"full_refesh": True})
+    _assert_refused(dr, capfd, "full_refesh", "are not params of this DAG")
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_avalara_run_conf_cannot_choose_the_connection(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    reset_emulator(emulator, demo_data.build(5))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OTHER_AVALARA",
+        json.dumps({"conn_type": "avalara", "login": "other@example.com", "password": "other-pass-7"}),
+    )
+    dr = example_dag("metronome_avalara_credentials").test(
+        run_conf={"billing_provider": "stripe", "avalara_conn_id": "other_avalara"}
+    )
+    assert emulator.admin("state")["avalara_credentials"] == {}, "the run ignored the key and went on"
+    assert task_states(dr) == {"upsert_avalara_credentials": "failed"}
+    if TASK_LOGS_IN_OUTPUT:
+        out = capfd.readouterr().out
+        assert "Run conf key(s) 'avalara_conn_id' are not params of this DAG" in out, out[-3000:]
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_author_settings_from_the_deployment_environment(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Connection, SQL and a templated rejects path, set where the trigger cannot reach them."""
+    data = demo_data.build(20)
+    reset_emulator(emulator, data)
+    mart = tmp_path / "mart.db"
+    demo_data.write_sqlite(str(mart), data.rows, table="billing_mart")
+    monkeypatch.setenv("AIRFLOW_CONN_MART", json.dumps({"conn_type": "sqlite", "host": str(mart)}))
+    monkeypatch.setenv("METRONOME_SYNC_WAREHOUSE_CONN_ID", "mart")
+    monkeypatch.setenv(
+        "METRONOME_SYNC_SOURCE_SQL", "SELECT * FROM billing_mart WHERE billing_provider = 'stripe';"
+    )
+    monkeypatch.setenv("METRONOME_SYNC_REJECTS_PATH", str(tmp_path / "rejects-{{ ds_nodash }}.jsonl"))
+
+    dr = example_dag(SYNC_DAG).test(
+        logical_date=DAY + timedelta(days=1), run_conf={"partitions": 2, "max_rejected_rows": 10}
+    )
+
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
+    summary = xcom(dr, "summarize")
+    assert summary["rows_read"] == sum(1 for r in data.rows if r["billing_provider"] == "stripe")
+    files = sorted(tmp_path.glob("rejects-20240602.jsonl.part*"))
+    assert [f.name[-5:] for f in files] == ["part0", "part1"], files
+    rejected = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(rejected) == summary["rejected"] > 0
+    good = [
+        demo_data.desired_row(i)
+        for i in range(20)
+        if demo_data.desired_row(i)["billing_provider"] == "stripe"
+    ]
+    assert active_state(emulator) == desired_state(good)
+
+
+def test_window_bounds_reach_sql_only_as_timestamps() -> None:
+    """The only run conf that reaches SQL is the window: refused unless a date-time, then re-printed."""
+    import copy
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("apm_sync_dag_window", REPO_DAGS / f"{SYNC_DAG}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for bad in ("2024-06-01' OR '1'='1", "2024-06-01T00:00:00Z; DROP TABLE t", "2024-06-01 00:00:00 --"):
+        with pytest.raises(
+            Exception, match="Invalid input for param window_start"
+        ):  # Airflow refuses the run
+            copy.deepcopy(module.dag.params).update({"window_start": bad})
+        with pytest.raises(ValueError, match="window_start must be a date-time"):
+            module._stamp(bad, "window_start")
+    assert module._stamp("2024-06-01T02:00:00+02:00", "window_start") == "2024-06-01 00:00:00"
+    assert module._stamp("2024-06-01", "window_end") == "2024-06-01 00:00:00"

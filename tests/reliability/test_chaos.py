@@ -155,15 +155,16 @@ def test_secrets_appear_nowhere_in_airflow_home(emulator: RunningEmulator, tmp_p
     emulator.admin("reset", data.seed)
     home, env = _cli_home(tmp_path, emulator, data.rows)
     airflow = Path(sys.executable).parent / "airflow"
-    conf = json.dumps(
-        {"full_refresh": True, "max_rejected_rows": 20, "rejects_path": str(home / "rejects.jsonl")}
-    )
+    conf = json.dumps({"full_refresh": True, "max_rejected_rows": 20})
+    # The rejects file is a deployment setting, not run conf (README, "Who chooses what").
+    env["METRONOME_SYNC_REJECTS_PATH"] = str(home / "rejects.jsonl")
     out = subprocess.run(
         [str(airflow), "dags", "test", "metronome_billing_config_sync", "-c", conf],
         env=env, capture_output=True, timeout=600,
     )  # fmt: skip
     output = out.stdout + out.stderr
     assert out.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert (home / "rejects.jsonl").read_text(), "the rejects file is searched too"
     assert b"Setting Avalara credentials" in output
     assert emulator.admin("state")["avalara_credentials"], "the Avalara step ran"
 
