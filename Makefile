@@ -19,7 +19,7 @@ help:
 	@echo "make test-deployment — a real Airflow deployment (PostgreSQL) + real browser (Debian chromium)"
 	@echo "make lint   — ruff check, ruff format --check, mypy"
 	@echo "make bench  — performance comparisons (bench/)"
-	@echo "make test-matrix — hook, operators, engine and emulator tests on Airflow 2.11 and 3.0"
+	@echo "make test-matrix — hook, operators, engine and emulator tests on Airflow 2.11 and 3.0 (+ example DAGs on 3.0)"
 
 $(CACHE)/uv-venv/bin/uv:
 	$(PYTHON) -m venv $(CACHE)/uv-venv
@@ -68,6 +68,12 @@ test-deployment: install
 # 1.23.0 (the locked one, which supports 2.11+) and metronome-sdk are added on top.
 MATRIX := $(CACHE)/matrix
 MATRIX_TESTS := tests/unit tests/emulator tests/integration/test_operators.py
+# The example DAGs import airflow.sdk, so they run on the 3.0 leg only. All of them pass
+# there; the three-day backfill is left out of the matrix for time alone: its nine
+# dag.test() runs take ~75 s on 3.0 (whose in-process dag.test() costs ~2 s a task) against
+# ~10 s on the locked 3.x, where make test runs it. MATRIX_DAG_TESTS= runs every one.
+MATRIX_DAG_TESTS ?= --deselect \
+	tests/integration/test_example_dags.py::test_three_day_backfill_with_overlapping_reruns_ends_exact
 MATRIX_COMMON := httpx "pydantic>=2.6" pytest pytest-xdist pytest-timeout respx starlette \
 	"uvicorn[standard]" openapi-schema-validator pyyaml distro anyio sniffio
 
@@ -90,12 +96,15 @@ $(MATRIX)/af-3.0/.ready: | $(UV)
 	VIRTUAL_ENV=$(MATRIX)/af-3.0 $(UV) pip install -q --no-deps -e .
 	@touch $@
 
+# $(call matrix_leg,VERSION,PYTEST ARGS)
+define matrix_leg
+	@echo "== Airflow $$($(MATRIX)/af-$(1)/bin/python -c 'import airflow; print(airflow.__version__)')"
+	$(MATRIX)/af-$(1)/bin/python -m pytest -n $(WORKERS) -q -p no:cacheprovider -m "not postgres" $(2)
+endef
+
 test-matrix: $(MATRIX)/af-2.11/.ready $(MATRIX)/af-3.0/.ready
-	@for v in 2.11 3.0; do \
-		echo "== Airflow $$($(MATRIX)/af-$$v/bin/python -c 'import airflow; print(airflow.__version__)')"; \
-		$(MATRIX)/af-$$v/bin/python -m pytest -n $(WORKERS) -q -p no:cacheprovider -m "not postgres" \
-			$(MATRIX_TESTS) || exit 1; \
-	done
+	$(call matrix_leg,2.11,$(MATRIX_TESTS))
+	$(call matrix_leg,3.0,$(MATRIX_TESTS) tests/integration/test_example_dags.py $(MATRIX_DAG_TESTS))
 	@echo "== Airflow latest 3.x: the locked environment, run by make test"
 
 demo: install

@@ -37,7 +37,10 @@ DAY = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 def test_dagbag_imports_without_errors_or_warnings() -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.0
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
