@@ -7,19 +7,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_metronome.hooks.metronome import MetronomeHook
-from airflow_provider_metronome.links import MetronomeLink, metronome_url
+from airflow_provider_metronome.operators.base import MetronomeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_metronome.models.report import Rejection, SyncReport
+    from airflow_provider_metronome.sync import SyncOptions
     from airflow_provider_metronome.sync.locks import CustomerLocks
 
 
-class SetBillingProviderConfigOperator(BaseOperator):
+class SetBillingProviderConfigOperator(MetronomeBaseOperator):
     """Sync Metronome billing provider configurations from rows.
 
     Rows follow the warehouse row contract (``customer_id`` or ``ingest_alias``,
@@ -46,7 +47,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
         other active configurations of each customer + billing provider in the rows
         (never when Metronome refused the new one). (templated)
     :param dry_run: plan only: log exactly what would be created or archived, change
-        nothing. (templated, as the attribute ``dry_run_enabled``)
+        nothing: a bool or text (``true``/``false``, ``yes``/``no``, ``1``/``0``;
+        empty or ``None`` is false). (templated)
     :param batch_size: configurations per create request.
     :param max_concurrency: Metronome requests in flight at once.
     :param fetch_size: rows fetched from the database per round trip.
@@ -74,14 +76,18 @@ class SetBillingProviderConfigOperator(BaseOperator):
         "parameters",
         "metronome_conn_id",
         "mode",
-        "dry_run_enabled",
+        "dry_run",
         "rejects_path",
         "lock_conn_id",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "configurations": "json", "parameters": "json"}
     ui_color = "#e8f0fe"
-    operator_extra_links = (MetronomeLink(),)
+    # The template field ``dry_run`` is stored under its argument's name, so on this
+    # operator it shadows BaseOperator.dry_run(), which only logs the rendered template
+    # fields: Airflow 3 never calls it; Airflow 2's ``airflow tasks test --dry-run``
+    # does, and cannot be used with this operator.
+    dry_run: bool | str  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -104,10 +110,11 @@ class SetBillingProviderConfigOperator(BaseOperator):
         lock_timeout: float = 900.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(metronome_conn_id=metronome_conn_id, **kwargs)
+        # Only whether each was given: their values are templates until execute().
         if (configurations is None) == (sql is None):
             raise ValueError(f"{self.task_id}: give exactly one of configurations and sql")
-        if sql is not None and not conn_id:
+        if sql is not None and conn_id is None:
             raise ValueError(f"{self.task_id}: sql needs conn_id (the warehouse connection)")
         for name, value in (
             ("batch_size", batch_size),
@@ -126,10 +133,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
         self.sql = sql
         self.conn_id = conn_id
         self.parameters = parameters
-        self.metronome_conn_id = metronome_conn_id
         self.mode = mode
-        # Not ``self.dry_run``: that name is BaseOperator's own dry_run() method.
-        self.dry_run_enabled = dry_run
+        self.dry_run = dry_run
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self.fetch_size = fetch_size
@@ -160,21 +165,11 @@ class SetBillingProviderConfigOperator(BaseOperator):
         return rows
 
     def _query_rows(self, stack: ExitStack) -> Iterator[Mapping[str, Any]]:
-        from airflow.providers.common.compat.sdk import BaseHook
-        from airflow.providers.common.sql.hooks.sql import DbApiHook
+        from airflow_provider_metronome.operators.sql_source import open_sql_source, sql_rows
+        from airflow_provider_metronome.sync.sources import partition_sql, register_sqlite_functions
 
-        from airflow_provider_metronome.sync.sources import (
-            iter_query_rows,
-            partition_sql,
-            register_sqlite_functions,
-        )
-
-        hook = BaseHook.get_connection(str(self.conn_id)).get_hook()
-        if not isinstance(hook, DbApiHook):
-            raise AirflowFailException(
-                f"Connection {self.conn_id!r} gives a {type(hook).__name__}, not a SQL (DbApiHook) connection"
-            )
-        connection = hook.get_conn()
+        conn_id = str(self.conn_id)
+        hook, connection = open_sql_source(conn_id)
         stack.callback(connection.close)
         sql = str(self.sql)
         if self.partitions > 1 and self.partition is not None:
@@ -189,10 +184,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
             else:
                 sql = wrapped
                 self._prefiltered = True
-        self.log.info("Reading rows from connection %r, %d per fetch", self.conn_id, self.fetch_size)
-        return _closed_when_done(
-            iter_query_rows(connection, sql, self.parameters, fetch_size=self.fetch_size), connection
-        )
+        self.log.info("Reading rows from connection %r, %d per fetch", conn_id, self.fetch_size)
+        return sql_rows(connection, sql, self.parameters, conn_id=conn_id, fetch_size=self.fetch_size)
 
     # -- rejects file ------------------------------------------------------------------------
 
@@ -214,38 +207,24 @@ class SetBillingProviderConfigOperator(BaseOperator):
 
     # -- run -----------------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_metronome.exceptions import MetronomeAuthError, MetronomeConfigError
-        from airflow_provider_metronome.sync import BillingConfigSync, SyncOptions
+    @property
+    def http_connections(self) -> int:
+        """One HTTP connection per request in flight (at least 8)."""
+        return max(self.max_concurrency, 8)
 
-        dry_run = _as_bool(self.dry_run_enabled, "dry_run")
-        hook = MetronomeHook(
-            metronome_conn_id=self.metronome_conn_id, max_connections=max(self.max_concurrency, 8)
-        )
-        options = SyncOptions(
-            mode=self.mode,
-            dry_run=dry_run,
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            chunk_size=self.fetch_size,
-            partition=self.partition if self.partitions > 1 else None,
-            partitions=self.partitions,
-            lock_timeout=float(self.lock_timeout),
-        )
-        try:
-            options.check()
-        except ValueError as err:
-            raise AirflowFailException(str(err)) from None
-        try:
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_metronome.sync import BillingConfigSync
+
+        with self.failing_fast():
+            options = self._options()
             with ExitStack() as stack:
-                stack.callback(hook.close)
                 # Stored first, so a task that fails still links to the customers page.
-                MetronomeLink.persist(context, metronome_url(hook.app_url))
+                self.persist_link(context)
                 locks = self._locks()
                 if locks is not None:
                     stack.callback(locks.close)  # also when reading the source fails
                 engine = BillingConfigSync(
-                    hook,
+                    self.hook.client,
                     options,
                     on_reject=self._rejects_writer(stack),
                     logger=self.log,  # type: ignore[arg-type]
@@ -254,14 +233,8 @@ class SetBillingProviderConfigOperator(BaseOperator):
                 rows = self._rows(stack)
                 options.prefiltered = self._prefiltered
                 report = engine.run(rows)
-        except MetronomeAuthError as err:
-            raise AirflowFailException(
-                f"Metronome refused the credentials of connection {self.metronome_conn_id!r}: {err}"
-            ) from None
-        except MetronomeConfigError as err:
-            raise AirflowFailException(str(err)) from None
         summary = report.summary()
-        MetronomeLink.persist(context, metronome_url(hook.app_url, report.only_customer_id))
+        self.persist_link(context, report.only_customer_id)
         if report.rejected - report.held_elsewhere > self.max_rejected_rows or report.held_elsewhere:
             # The task is about to fail: keep its summary where a successful run's is.
             context["ti"].xcom_push(key="return_value", value=summary)
@@ -273,6 +246,29 @@ class SetBillingProviderConfigOperator(BaseOperator):
                 f"than lock_timeout={self.lock_timeout:g}s; the task's retry syncs them"
             )
         return summary
+
+    def _options(self) -> SyncOptions:
+        """The engine's options from the rendered arguments; nonsense fails the task without retries."""
+        from airflow_provider_metronome.client.settings import parse_bool
+        from airflow_provider_metronome.sync import SyncOptions
+
+        if self.sql is not None and not self.conn_id:
+            raise AirflowFailException("sql needs conn_id (the warehouse connection), which rendered empty")
+        options = SyncOptions(
+            mode=self.mode,
+            dry_run=parse_bool(self.dry_run, name="dry_run", empty=False),
+            batch_size=self.batch_size,
+            max_concurrency=self.max_concurrency,
+            chunk_size=self.fetch_size,
+            partition=self.partition if self.partitions > 1 else None,
+            partitions=self.partitions,
+            lock_timeout=float(self.lock_timeout),
+        )
+        try:
+            options.check()
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from None
+        return options
 
     def _locks(self) -> CustomerLocks | None:
         """PostgreSQL advisory locks on ``lock_conn_id``; ``None`` lets the engine use lock files."""
@@ -304,26 +300,3 @@ class SetBillingProviderConfigOperator(BaseOperator):
             f"{report.rejected} row(s) rejected, more than max_rejected_rows={self.max_rejected_rows}; "
             f"the {report.created + report.unchanged} good row(s) are synced{where}:\n  {text}"
         )
-
-
-def _closed_when_done(rows: Iterator[Mapping[str, Any]], connection: Any) -> Iterator[Mapping[str, Any]]:
-    """Yield ``rows``, then close the warehouse connection at once.
-
-    The sync reads every row before it talks to Metronome for long; a connection kept
-    open meanwhile would sit "idle in transaction" on the warehouse.
-    """
-    try:
-        yield from rows
-    finally:
-        connection.close()
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", "", "none"):
-        return False
-    raise AirflowFailException(f"{name} must be true or false, got {value!r}")

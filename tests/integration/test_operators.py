@@ -219,6 +219,107 @@ def test_non_sql_connection_is_refused(emulator: RunningEmulator, monkeypatch: p
     assert task_states(dr) == {"sync": "failed"}
 
 
+# dag.test() waits out a task's retry_delay before its retry: keep retries quick.
+QUICK_RETRY = 0.1
+
+
+def tries(dag_run: Any, task_id: str) -> int:
+    """How many times the task ran."""
+    return max(ti.try_number for ti in dag_run.get_task_instances() if ti.task_id == task_id)
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_a_missing_metronome_connection_fails_both_operators_without_retry(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_METRONOME_DEFAULT")
+    sync = run_dag(
+        sync_dag("sync_no_conn", configurations=ROWS, retries=2, retry_delay=QUICK_RETRY), "sync_no_conn"
+    )
+    avalara = run_dag(
+        avalara_dag("av_no_conn", billing_provider="stripe", retries=2, retry_delay=QUICK_RETRY), "av_no_conn"
+    )
+    assert (task_states(sync), task_states(avalara)) == ({"sync": "failed"}, {"avalara": "failed"})
+    assert (tries(sync, "sync"), tries(avalara, "avalara")) == (1, 1), "no retry"
+    assert emulator.admin("requests")["data"] == []
+    if TASK_LOGS_IN_OUTPUT:
+        out = capfd.readouterr().out
+        assert "AirflowFailException: Airflow connection 'metronome_default' is not defined" in out
+
+
+@pytest.mark.parametrize(
+    ("sql", "database_says"),
+    [
+        ("SELECT * FROM billing_configs_typo", "no such table: billing_configs_typo"),
+        (
+            "SELECT customer_id, no_such_column FROM customer_billing_configs",
+            "no such column: no_such_column",
+        ),
+        ("SELEC * FROM customer_billing_configs", 'near "SELEC": syntax error'),
+    ],
+)
+def test_bad_sql_fails_without_retry_naming_the_connection_and_the_database_error(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    sql: str,
+    database_says: str,
+) -> None:
+    warehouse = tmp_path / "warehouse.db"
+    _sqlite_warehouse(warehouse, ROWS)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(warehouse)}))
+    dag = sync_dag("sync_bad_sql", sql=sql, conn_id="warehouse", retries=2, retry_delay=QUICK_RETRY)
+    dr = run_dag(dag, "sync_bad_sql")
+    assert task_states(dr) == {"sync": "failed"}
+    assert tries(dr, "sync") == 1, "bad SQL is not retried"
+    assert active(emulator) == []
+    if TASK_LOGS_IN_OUTPUT:
+        assert (
+            f"The SQL on connection 'warehouse' failed; retrying cannot fix the query: OperationalError: {database_says}"
+            in capfd.readouterr().out
+        )
+
+
+def test_a_warehouse_that_cannot_be_opened_is_retried(
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "not-mounted-yet" / "warehouse.db"
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(missing)}))
+    dag = sync_dag("sync_no_db", sql="SELECT 1", conn_id="warehouse", retries=1, retry_delay=QUICK_RETRY)
+    dr = run_dag(dag, "sync_no_db")
+    assert task_states(dr) == {"sync": "failed"}
+    assert tries(dr, "sync") == 2, "an error of the connection is left to the task's retries"
+
+
+@pytest.mark.postgres
+def test_bad_sql_on_postgres_fails_without_retry_and_a_server_down_is_retried(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with postgres_schema(monkeypatch, "pg_bad_sql", "apm_bad_sql") as (_conn, schema):
+        dag = sync_dag("sync_pg_bad_sql", sql=f"SELECT * FROM {schema}.no_such_table", conn_id="pg_bad_sql",
+                       retries=2, retry_delay=QUICK_RETRY)  # fmt: skip
+        dr = run_dag(dag, "sync_pg_bad_sql")
+        assert task_states(dr) == {"sync": "failed"}
+        assert tries(dr, "sync") == 1
+        if TASK_LOGS_IN_OUTPUT:
+            out = capfd.readouterr().out
+            assert (
+                "The SQL on connection 'pg_bad_sql' failed; retrying cannot fix the query: UndefinedTable"
+                in out
+            )
+            assert f'relation "{schema}.no_such_table" does not exist' in out
+    # Nothing listens on port 1: the connection fails (no SQLSTATE, or class 08), a retry may succeed.
+    monkeypatch.setenv("AIRFLOW_CONN_PG_DOWN", json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1,
+                                                           "login": "postgres", "schema": "postgres"}))  # fmt: skip
+    down = run_dag(
+        sync_dag("sync_pg_down", sql="SELECT 1", conn_id="pg_down", retries=1, retry_delay=QUICK_RETRY),
+        "sync_pg_down",
+    )
+    assert task_states(down) == {"sync": "failed"}
+    assert tries(down, "sync") == 2
+
+
 @pytest.mark.postgres
 def test_lock_conn_id_takes_postgres_advisory_locks(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
