@@ -71,6 +71,15 @@ REJECTS_PATH: str | None = os.environ.get("METRONOME_SYNC_REJECTS_PATH") or None
 # A PostgreSQL connection for customer locks shared by workers on several machines (Celery,
 # Kubernetes); None keeps lock files on the worker's machine (README, "Concurrent runs").
 LOCK_CONN_ID: str | None = os.environ.get("METRONOME_SYNC_LOCK_CONN_ID") or None
+# The results table (README, "The results table"): one row per source row per run, with the
+# created configuration ids, and a view <table>_latest. It lives in the warehouse
+# (WAREHOUSE_CONN_ID), so that rows it saw rejected are read again by every later run until
+# they sync, and rows it saw synced cost no Metronome call. None: no table, no carry-over.
+RESULTS_TABLE: str | None = os.environ.get("METRONOME_SYNC_RESULTS_TABLE", "metronome_sync_results") or None
+# Scheduled runs on this weekday (0 = Monday ... 6 = Sunday; None: never) verify: they read every
+# customer from Metronome instead of trusting the results table, and repair what was archived
+# or changed outside the sync. Any run can verify with the `verify` param.
+VERIFY_WEEKDAY: int | None = 6
 # The Metronome API token and the Avalara credentials.
 METRONOME_CONN_ID = "metronome_default"
 AVALARA_CONN_ID = "avalara_default"
@@ -151,6 +160,13 @@ _PARAMS: dict[str, Param] = {
         title="Batch size",
         description="Billing configurations created per request.",
     ),
+    "verify": Param(
+        False,
+        type="boolean",
+        title="Verify against Metronome",
+        description="Read every customer from Metronome instead of trusting the results table, and "
+        "repair configurations archived or changed outside the sync (scheduled runs do it weekly).",
+    ),
     "max_rejected_rows": Param(
         0,
         type="integer",
@@ -168,6 +184,7 @@ _AUTHOR_SETTINGS = {
     "source_sql": "SOURCE_SQL (env METRONOME_SYNC_SOURCE_SQL)",
     "rejects_path": "REJECTS_PATH (env METRONOME_SYNC_REJECTS_PATH)",
     "lock_conn_id": "LOCK_CONN_ID (env METRONOME_SYNC_LOCK_CONN_ID)",
+    "results_table": "RESULTS_TABLE (env METRONOME_SYNC_RESULTS_TABLE)",
     "metronome_conn_id": "METRONOME_CONN_ID",
     "avalara_conn_id": "AVALARA_CONN_ID",
 }
@@ -206,6 +223,7 @@ with DAG(
         sql = _source_sql(params, context)
         count = int(params["partitions"])
         rejects = _rejects_path(context)
+        verify = _verify(params, context)
         return [
             {
                 "sql": sql,
@@ -215,6 +233,7 @@ with DAG(
                 "batch_size": int(params["batch_size"]),
                 "max_concurrency": int(params["max_concurrency"]),
                 "rejects_path": f"{rejects}.part{i}" if rejects and count > 1 else rejects,
+                "verify": verify,
             }
             for i in range(count)
         ]
@@ -224,6 +243,7 @@ with DAG(
         conn_id=WAREHOUSE_CONN_ID,
         metronome_conn_id=METRONOME_CONN_ID,
         lock_conn_id=LOCK_CONN_ID,
+        results_table=RESULTS_TABLE,
         mode="{{ params.mode }}",
         dry_run="{{ params.dry_run }}",
         doc_md=(
@@ -249,6 +269,11 @@ with DAG(
             total["rows_read"], total["created"], total["unchanged"], total["archived"],
             total["duplicates"], total["rejected"], total["partitions"], total["api_calls"],
         )  # fmt: skip
+        if total["settled_by_ledger"] or total["drift"]:
+            log.info(
+                "Results table: %d unchanged rows needed no Metronome call; %d drifted (repaired)",
+                total["settled_by_ledger"], total["drift"],
+            )  # fmt: skip
         return total
 
     @task(doc_md="Delivery methods whose synced rows ask for Avalara (none in a dry run).")
@@ -322,13 +347,37 @@ def _source_sql(params: Any, context: Any) -> str:
         reason = f"the {run_type} run's data interval {start} to {end}"
     else:
         reason = f"a {run_type or 'manual'} run without a window: every row"
-    log.info("This run reads %s (updated_at, UTC)", reason)
     conditions = []
     if start:
         conditions.append(f"source.updated_at >= '{start}'")
     if end:
         conditions.append(f"source.updated_at < '{end}'")
-    return base + (" WHERE " + " AND ".join(conditions) if conditions else "")
+    if not conditions:
+        log.info("This run reads %s (updated_at, UTC)", reason)
+        return base
+    window = " AND ".join(conditions)
+    if not RESULTS_TABLE:
+        log.info("This run reads %s (updated_at, UTC)", reason)
+        return f"{base} WHERE {window}"
+    from airflow_provider_metronome.sync.ledger import carry_over_condition
+
+    # Rows an earlier run rejected are read again until they sync, leave the source or change.
+    log.info("This run reads %s (updated_at, UTC), and the rows still rejected in %s", reason, RESULTS_TABLE)
+    return f"{base} WHERE ({window}) OR {carry_over_condition(RESULTS_TABLE)}"
+
+
+def _verify(params: Any, context: Any) -> bool:
+    """Whether this run reads every customer from Metronome: asked for, or the weekly scheduled one."""
+    if params.get("verify"):
+        log.info("This run verifies every customer against Metronome (verify param)")
+        return True
+    run_type = str(getattr(context["dag_run"], "run_type", "") or "").lower().rsplit(".", 1)[-1]
+    end = context.get("data_interval_end")
+    weekly = VERIFY_WEEKDAY is not None and run_type == "scheduled" and end is not None
+    if weekly and end.astimezone(UTC).weekday() == VERIFY_WEEKDAY:
+        log.info("This run verifies every customer against Metronome (the weekly scheduled check)")
+        return True
+    return False
 
 
 def _stamp(value: Any, name: str) -> str | None:

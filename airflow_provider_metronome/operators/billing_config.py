@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_metronome.hooks.metronome import MetronomeHook
 from airflow_provider_metronome.operators.base import MetronomeBaseOperator
+from airflow_provider_metronome.operators.results import TaskResults, summary_fields
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -67,6 +68,15 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         Default: lock files shared by every task on this machine. (templated)
     :param lock_timeout: seconds to wait for customers another sync is writing
         before rejecting their rows (default 900).
+    :param results_table: a table of ``results_conn_id`` where every row's outcome is
+        recorded (created if missing, with a view ``<table>_latest``; README, "The
+        results table"): rows whose latest outcome was created/unchanged with the same
+        content then cost no Metronome call. ``None`` or empty: no table. (templated)
+    :param results_conn_id: the SQL connection of ``results_table`` (default: ``conn_id``).
+        (templated)
+    :param verify: with a results table, still read every customer from Metronome and
+        repair what was archived or changed outside the sync (a bool or text, as
+        ``dry_run``). (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -79,6 +89,9 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         "dry_run",
         "rejects_path",
         "lock_conn_id",
+        "results_table",
+        "results_conn_id",
+        "verify",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "configurations": "json", "parameters": "json"}
@@ -108,6 +121,9 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         partitions: int = 1,
         lock_conn_id: str | None = None,
         lock_timeout: float = 900.0,
+        results_table: str | None = None,
+        results_conn_id: str | None = None,
+        verify: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(metronome_conn_id=metronome_conn_id, **kwargs)
@@ -144,6 +160,9 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         self.partitions = partitions
         self.lock_conn_id = lock_conn_id
         self.lock_timeout = lock_timeout
+        self.results_table = results_table
+        self.results_conn_id = results_conn_id
+        self.verify = verify
         # Set while reading: whether SQL already kept only this partition's customer_id rows.
         self._prefiltered = False
 
@@ -223,17 +242,36 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
                 locks = self._locks()
                 if locks is not None:
                     stack.callback(locks.close)  # also when reading the source fails
+                results = self._results(context)
+                if results is not None:
+                    stack.callback(results.close)
                 engine = BillingConfigSync(
                     self.hook.client,
                     options,
                     on_reject=self._rejects_writer(stack),
                     logger=self.log,  # type: ignore[arg-type]
                     locks=locks,
+                    ledger=None if results is None else results.table,
+                    spool=None if results is None else results.spool,
                 )
                 rows = self._rows(stack)
                 options.prefiltered = self._prefiltered
-                report = engine.run(rows)
-        summary = report.summary()
+                try:
+                    report = engine.run(rows)
+                except BaseException:
+                    if results is not None:
+                        results.write(after_failure=True)  # what Metronome answered stays true
+                    raise
+                try:
+                    if results is not None:
+                        results.write()
+                except AirflowFailException:
+                    # The task fails after Metronome's writes: keep its summary where a
+                    # successful run's is.
+                    failed = {**report.summary(), **summary_fields(results)}
+                    context["ti"].xcom_push(key="return_value", value=failed)
+                    raise
+        summary = {**report.summary(), **summary_fields(results)}
         self.persist_link(context, report.only_customer_id)
         if report.rejected - report.held_elsewhere > self.max_rejected_rows or report.held_elsewhere:
             # The task is about to fail: keep its summary where a successful run's is.
@@ -246,6 +284,21 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
                 f"than lock_timeout={self.lock_timeout:g}s; the task's retry syncs them"
             )
         return summary
+
+    def _results(self, context: Context) -> TaskResults | None:
+        """The results table of this task, ready before the source is read; ``None`` without one."""
+        if not self.results_table or not str(self.results_table).strip():
+            return None
+        conn_id = self.results_conn_id or self.conn_id
+        if not conn_id:
+            raise AirflowFailException("results_table needs results_conn_id (or the source's conn_id)")
+        return TaskResults(
+            str(self.results_table).strip(),
+            str(conn_id),
+            str(context["run_id"]),
+            self.partition if self.partitions > 1 and self.partition is not None else 0,
+            self.log,  # type: ignore[arg-type]
+        )
 
     def _options(self) -> SyncOptions:
         """The engine's options from the rendered arguments; nonsense fails the task without retries."""
@@ -263,6 +316,7 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
             partition=self.partition if self.partitions > 1 else None,
             partitions=self.partitions,
             lock_timeout=float(self.lock_timeout),
+            verify=parse_bool(self.verify, name="verify", empty=False),
         )
         try:
             options.check()

@@ -178,7 +178,10 @@ def test_partitions_give_the_same_final_state(
     results = {}
     for partitions in (1, 4):
         reset_emulator(emulator, data)
-        dr = dag.test(logical_date=DAY + timedelta(days=1), run_conf={"partitions": partitions})
+        # Metronome was emptied behind the results table's back: verify reads it again.
+        dr = dag.test(
+            logical_date=DAY + timedelta(days=1), run_conf={"partitions": partitions, "verify": True}
+        )
         states = task_states(dr)
         assert set(states.values()) == {"success"}, states
         assert sum(1 for k in states if k.startswith("sync_billing_configs[")) == partitions
@@ -211,12 +214,21 @@ def test_sync_dag_on_postgres(emulator: RunningEmulator, monkeypatch: pytest.Mon
         # The warehouse is the DAG author's (or the deployment's) choice, not the run's.
         monkeypatch.setenv("METRONOME_SYNC_WAREHOUSE_CONN_ID", "pg_warehouse")
         monkeypatch.setenv("METRONOME_SYNC_SOURCE_TABLE", f"{schema}.customer_billing_configs")
+        # The results table next to the source, in this test's own schema.
+        monkeypatch.setenv("METRONOME_SYNC_RESULTS_TABLE", f"{schema}.metronome_sync_results")
         conf = {"max_rejected_rows": 10, "partitions": 2}
         dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=1), run_conf=conf)
         assert set(task_states(dr).values()) == {"success"}, task_states(dr)
         summary = xcom(dr, "summarize")
         assert (summary["created"], summary["rejected"]) == (50, 6)
         assert active_state(emulator) == desired_state([demo_data.desired_row(i) for i in range(50)])
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT outcome, count(*), count(DISTINCT partition) FROM {schema}.metronome_sync_results "
+                "GROUP BY outcome ORDER BY outcome"
+            )
+            # One row per source row: the corpus holds one exact copy of a good row.
+            assert cur.fetchall() == [("created", 50, 2), ("duplicate", 1, 1), ("rejected", 6, 2)]
 
 
 @pytest.mark.usefixtures("avalara_conn")
@@ -497,3 +509,131 @@ def test_window_bounds_reach_sql_only_as_timestamps() -> None:
             module._stamp(bad, "window_start")
     assert module._stamp("2024-06-01T02:00:00+02:00", "window_start") == "2024-06-01 00:00:00"
     assert module._stamp("2024-06-01", "window_end") == "2024-06-01 00:00:00"
+
+
+# -- the results table (README, "The results table") --------------------------------------------
+
+
+def _results(tmp_path: Path, view: bool = False) -> list[dict[str, Any]]:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "warehouse.db")
+    db.row_factory = sqlite3.Row
+    name = "metronome_sync_results" + ("_latest" if view else "")
+    rows = [dict(r) for r in db.execute(f"SELECT * FROM {name} ORDER BY synced_at, row_number")]
+    db.close()
+    return rows
+
+
+def _late_customer_data() -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Six good rows updated on day 1; the customer of row 3 (keyed by alias) exists only later."""
+    data = demo_data.build(6, with_bad_rows=False)
+    rows = [demo_data.to_warehouse(demo_data.desired_row(i), DAY + timedelta(hours=i)) for i in range(6)]
+    late = next(c for c in data.seed["customers"] if demo_data.alias(3) in c.get("ingest_aliases", []))
+    data.seed["customers"] = [c for c in data.seed["customers"] if c is not late]
+    return data, rows, late
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_a_row_rejected_yesterday_is_synced_by_todays_run_once_its_customer_exists(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data, rows, late = _late_customer_data()
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, rows)
+    dag = example_dag(SYNC_DAG)
+
+    day1 = dag.test(logical_date=DAY + timedelta(days=1), run_conf=day_window(1, max_rejected_rows=1))
+    assert set(task_states(day1).values()) == {"success"}
+    assert (xcom(day1, "summarize")["created"], xcom(day1, "summarize")["rejected"]) == (5, 1)
+    rejected = [r for r in _results(tmp_path, view=True) if r["outcome"] == "rejected"]
+    assert [(r["ingest_alias"], r["field"]) for r in rejected] == [(demo_data.alias(3), "ingest_alias")]
+
+    emulator.admin("seed", {"customers": [late]})  # the customer is created in Metronome
+    emulator.admin("requests", method="DELETE")
+    day2 = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=2), run_conf=day_window(2))
+    summary = xcom(day2, "summarize")
+    assert (summary["rows_read"], summary["created"], summary["rejected"]) == (1, 1, 0), (
+        "day 2's window holds no row: only the carried-over one is read, and synced"
+    )
+    assert active_state(emulator) == desired_state([demo_data.desired_row(i) for i in range(6)])
+    latest = {r["row_key"]: r for r in _results(tmp_path, view=True)}
+    assert len(latest) == 6
+    assert {r["outcome"] for r in latest.values()} == {"created"}
+    configs = {c["id"] for c in emulator.admin("state")["billing_provider_configurations"]}
+    assert {r["configuration_id"] for r in latest.values()} == configs
+
+    emulator.admin("requests", method="DELETE")
+    again = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=3), run_conf={"full_refresh": True})
+    summary = xcom(again, "summarize")
+    assert (summary["unchanged"], summary["settled_by_ledger"], summary["api_calls"]) == (6, 6, 1)
+    calls = [r["operation"] for r in emulator.admin("requests")["data"]]
+    assert "getCustomerBillingProviderConfigurations" not in calls
+    # The sync's one call, then the Avalara step's own (it re-checks its delivery methods).
+    assert calls == [
+        "listConfiguredBillingProviders",
+        "listConfiguredBillingProviders",
+        "upsertAvalaraCredentials",
+    ]
+
+
+@pytest.mark.usefixtures("avalara_conn")
+def test_a_results_table_the_warehouse_refuses_fails_the_task_after_metronome_is_written(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    data = demo_data.build(6, with_bad_rows=False)
+    rows = [demo_data.to_warehouse(demo_data.desired_row(i), DAY + timedelta(hours=i)) for i in range(6)]
+    reset_emulator(emulator, data)
+    sqlite_warehouse(monkeypatch, tmp_path, rows)
+    from airflow_provider_metronome.sync.ledger import COLUMNS
+
+    db = sqlite3.connect(tmp_path / "warehouse.db")
+    db.execute(f"CREATE TABLE metronome_sync_results ({', '.join(f'[{c}]' for c in COLUMNS)})")
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON metronome_sync_results "
+        "BEGIN SELECT RAISE(ABORT, 'the warehouse is read-only today'); END"
+    )
+    db.commit()
+
+    dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=1))
+    states = task_states(dr)
+    assert states["sync_billing_configs[0]"] == "failed"
+    assert len(active_state(emulator)) == 6, "Metronome was written before the results table failed"
+    summary = xcom(dr, "sync_billing_configs", map_index=0)
+    assert (summary["created"], summary["results_written"]) == (6, 0), "the summary is kept for the UI"
+
+    db.execute("DROP TRIGGER refuse")
+    db.execute("DROP TABLE metronome_sync_results")
+    db.commit()
+    db.close()
+    dr = example_dag(SYNC_DAG).test(logical_date=DAY + timedelta(days=2))
+    assert set(task_states(dr).values()) == {"success"}
+    summary = xcom(dr, "summarize")
+    assert (summary["created"], summary["unchanged"]) == (0, 6), "no duplicate: the next run converges"
+    assert {r["outcome"] for r in _results(tmp_path)} == {"unchanged"}
+
+
+def test_scheduled_runs_verify_weekly_and_any_run_can_ask() -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    from tests.airflow_support import REPO_DAGS as dags
+
+    spec = importlib.util.spec_from_file_location("sync_dag_module", dags / f"{SYNC_DAG}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sunday, monday = datetime(2024, 6, 2, tzinfo=UTC), datetime(2024, 6, 3, tzinfo=UTC)
+
+    def verify(run_type: str, end: datetime, asked: bool = False) -> bool:
+        context = {"dag_run": SimpleNamespace(run_type=run_type), "data_interval_end": end}
+        return bool(module._verify({"verify": asked}, context))
+
+    assert module.VERIFY_WEEKDAY == 6
+    assert verify("scheduled", sunday) is True
+    assert verify("scheduled", monday) is False
+    assert verify("backfill", sunday) is False, "a backfill of old days does not re-read everything"
+    assert verify("manual", monday, asked=True) is True
