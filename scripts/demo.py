@@ -1,13 +1,19 @@
-"""``make demo``: the example DAG end to end on this machine, twice.
+"""``make demo``: the example DAG end to end on this machine, over three days.
 
 1. Seeds an embedded SQLite warehouse with a few hundred realistic customers across
    Stripe, AWS/Azure/GCP Marketplace and NetSuite (some keyed by ingest alias, a
-   handful of deliberately bad rows).
-2. Starts the Metronome emulator with the matching customers and delivery methods.
-3. Points the Airflow connections at both through environment variables.
-4. Runs ``airflow dags test metronome_billing_config_sync`` and prints what changed.
-5. Runs it again and shows that nothing is created the second time.
-6. Stops the emulator; no process is left behind.
+   handful of deliberately bad rows, and three customers Metronome does not have yet).
+2. Starts the Metronome emulator with the matching customers (but those three) and
+   delivery methods; points the Airflow connections at both.
+3. Day 1: ``airflow dags test metronome_billing_config_sync`` reads the day's rows,
+   creates what is missing, rejects the bad rows and the three unknown customers.
+4. The three customers are created in Metronome (the emulator).
+5. Day 2: an incremental run whose window holds no new row still reads the rows the
+   results table saw rejected, and syncs the three.
+6. A full refresh: every row, and about no Metronome call (the results table vouches
+   for the unchanged rows).
+7. Prints the results table's ``_latest`` view and the calls each run made; stops the
+   emulator, no process left behind.
 
 Everything lands in ``.demo/`` (logs of each run included).
 """
@@ -21,6 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,8 @@ DEMO = ROOT / ".demo"
 TOKEN = "demo-metronome-token-4f2a9c"
 AVALARA_PASSWORD = "demo-avalara-password-81b7"
 DAG_ID = "metronome_billing_config_sync"
+DAY1 = date(2024, 6, 1)  # the day demo_data's rows were updated
+LATE = (10, 11, 12)  # customers that exist in the warehouse before they exist in Metronome
 
 
 def _env(emu: RunningEmulator) -> dict[str, str]:
@@ -82,32 +91,61 @@ def _latest_xcom(task_id: str) -> Any:
     return json.loads(row[0]) if row else None
 
 
-def _run(n: int, env: dict[str, str], emu: RunningEmulator) -> dict[str, Any]:
+def _run(
+    n: int, title: str, conf: dict[str, Any], env: dict[str, str], emu: RunningEmulator
+) -> dict[str, Any]:
     rejects = DEMO / f"rejects-{n}.jsonl"
-    conf = {"full_refresh": True, "max_rejected_rows": 10}
     # Where files go is the deployment's choice, not the run conf's (README, "Who chooses what").
     env = {**env, "METRONOME_SYNC_REJECTS_PATH": str(rejects)}
+    emu.admin("requests", method="DELETE")
     started = time.perf_counter()
     _airflow(["dags", "test", DAG_ID, "-c", json.dumps(conf)], env, DEMO / f"run-{n}.log")
     summary = _latest_xcom("summarize")
     avalara = _latest_xcom("upsert_avalara_credentials") or []
     active = [c for c in emu.admin("state")["billing_provider_configurations"] if not c["archived_at"]]
-    print(f"\n== Run {n}: airflow dags test {DAG_ID} ({time.perf_counter() - started:.1f}s)")
+    calls: dict[str, int] = {}
+    for r in emu.admin("requests")["data"]:
+        calls[r["operation"]] = calls.get(r["operation"], 0) + 1
+    print(f"\n== Run {n}, {title} ({time.perf_counter() - started:.1f}s)")
     s = summary
     print(
-        f"   rows read {s['rows_read']}: created {s['created']}, unchanged {s['unchanged']}, "
-        f"duplicates {s['duplicates']}, rejected {s['rejected']} ({s['api_calls']} API calls)"
+        f"   rows read {s['rows_read']}: created {s['created']}, unchanged {s['unchanged']} "
+        f"({s['settled_by_ledger']} vouched for by the results table), duplicates {s['duplicates']}, "
+        f"rejected {s['rejected']}"
     )
-    for provider, counts in sorted(summary["by_provider"].items()):
-        print(f"   {provider:<18} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if rejects.exists():
+    print(f"   Metronome calls: {s['api_calls']} by the sync; all calls this run: "
+          + ", ".join(f"{op} {k}" for op, k in sorted(calls.items())))  # fmt: skip
+    if rejects.exists() and rejects.stat().st_size:
         lines = sorted((json.loads(x) for x in rejects.read_text().splitlines()), key=lambda r: r["row"])
         print(f"   rejected rows (all in {rejects.relative_to(ROOT)}):")
         for r in lines:
-            print(f"     row {r['row']:>3} [{r['field']}] {r['key']}: {r['reason'][:110]}")
-    print(f"   Avalara credentials set on {len(avalara)} delivery method(s): {', '.join(avalara) or '-'}")
+            print(f"     row {r['row']:>3} [{r['field']}] {r['key']}: {r['reason'][:100]}")
+    print(f"   Avalara credentials set on {len(avalara)} delivery method(s)")
     print(f"   Metronome now holds {len(active)} active billing configurations")
     return summary
+
+
+def _print_latest() -> None:
+    db = sqlite3.connect(DEMO / "warehouse.db")
+    counts = db.execute(
+        "SELECT outcome, count(*) FROM metronome_sync_results_latest GROUP BY outcome ORDER BY outcome"
+    ).fetchall()
+    totals = ", ".join(f"{o} {n}" for o, n in counts)
+    print(f"\n== The results table (metronome_sync_results_latest): {totals}")
+    query = (
+        "SELECT coalesce(customer_id, ingest_alias), billing_provider, outcome, "
+        "coalesce(configuration_id, field || ': ' || reason) FROM metronome_sync_results_latest "
+        "WHERE {where} ORDER BY synced_at DESC LIMIT {limit}"
+    )
+    for where, limit in (("outcome = 'created'", 3), ("outcome = 'rejected'", 10)):
+        for who, provider, outcome, what in db.execute(query.format(where=where, limit=limit)):
+            print(f"   {str(who)[:36]:<36} {provider:<17} {outcome:<8} {str(what)[:80]}")
+    db.close()
+
+
+def _day(day: date) -> dict[str, Any]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return {"window_start": start.isoformat(), "window_end": (start + timedelta(days=1)).isoformat()}
 
 
 def main() -> None:
@@ -116,20 +154,36 @@ def main() -> None:
     (DEMO / "airflow").mkdir(parents=True)
     data = demo_data.build(300)
     demo_data.write_sqlite(str(DEMO / "warehouse.db"), data.rows)
+    # Three customers Metronome does not have yet: their rows are rejected on day 1.
+    late_ids = {demo_data.customer_id(i) for i in LATE}
+    late = [c for c in data.seed["customers"] if c["id"] in late_ids]
+    seed = {**data.seed, "customers": [c for c in data.seed["customers"] if c["id"] not in late_ids]}
     print(
         f"Warehouse: {len(data.rows)} rows in {DEMO.relative_to(ROOT)}/warehouse.db "
-        f"({data.good} customers, 1 duplicate, {len(data.rows) - data.good - 1} bad rows)"
+        f"({data.good} customers, 1 duplicate, {len(data.rows) - data.good - 1} bad rows), all updated on "
+        f"{DAY1}; {len(late)} of the customers are not in Metronome yet"
     )
-    with running_emulator(seed=data.seed, token=TOKEN, state_file=str(DEMO / "metronome-state.json")) as emu:
-        print(f"Metronome emulator: {emu.url} ({len(data.seed['customers'])} customers, 6 delivery methods)")
+    with running_emulator(seed=seed, token=TOKEN, state_file=str(DEMO / "metronome-state.json")) as emu:
+        print(f"Metronome emulator: {emu.url} ({len(seed['customers'])} customers, 6 delivery methods)")
         env = _env(emu)
         _airflow(["db", "migrate"], env, DEMO / "db-migrate.log")
-        first = _run(1, env, emu)
-        second = _run(2, env, emu)
-    if second["created"] != 0 or first["created"] == 0:
-        raise SystemExit("unexpected: the second run created configurations (or the first created none)")
+        tolerate = {"max_rejected_rows": 20}
+        first = _run(1, f"day 1: the rows updated on {DAY1}", {**_day(DAY1), **tolerate}, env, emu)
+        emu.admin("seed", {"customers": late})
+        print(f"\n.. {len(late)} customers created in Metronome: {', '.join(c['name'] for c in late)}")
+        day2 = DAY1 + timedelta(days=1)
+        second = _run(2, f"day 2: no row updated on {day2}", {**_day(day2), **tolerate}, env, emu)
+        third = _run(3, "a full refresh", {"full_refresh": True, **tolerate}, env, emu)
+        _print_latest()
+    if first["created"] == 0 or second["created"] != len(late) or third["created"] != 0:
+        raise SystemExit(
+            "unexpected: day 1 created nothing, day 2 did not sync the late customers, "
+            "or the full refresh created configurations"
+        )
     print(
-        f"\nThe second run created nothing: {second['unchanged']} configurations were already in place."
+        f"\nDay 2 synced the {second['created']} rows rejected on day 1, with no full refresh; "
+        f"the full refresh created nothing and made {third['api_calls']} Metronome call(s) "
+        f"for {third['rows_read']} rows."
         f"\nDemo finished in {time.perf_counter() - started:.0f}s; logs in {DEMO.relative_to(ROOT)}/"
     )
 
