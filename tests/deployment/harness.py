@@ -217,10 +217,22 @@ class Deployment:
         )
 
     def write_warehouse(self, rows: list[dict[str, Any]]) -> None:
-        """Replace the warehouse table ``customer_billing_configs`` with ``rows``."""
+        """Replace the warehouse table ``customer_billing_configs`` with ``rows``; drop the results table.
+
+        Each scenario starts Metronome afresh (the emulator is reset), so the results
+        table of an earlier scenario, which vouches for configurations that no longer
+        exist, goes too.
+        """
+        import sqlite3
+
         from scripts import demo_data
 
         demo_data.write_sqlite(str(self.warehouse), rows)
+        db = sqlite3.connect(self.warehouse)
+        with db:
+            db.execute("DROP VIEW IF EXISTS metronome_sync_results_latest")
+            db.execute("DROP TABLE IF EXISTS metronome_sync_results")
+        db.close()
 
     # -- processes and logs ---------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from airflow_provider_metronome.exceptions import (
 )
 from airflow_provider_metronome.hooks.avalara import AvalaraHook
 from airflow_provider_metronome.hooks.metronome import MetronomeHook
-from tests.unit.test_client_hostile import Answer, LocalServer, Seen, json_answer
+from tests.unit.client.test_hostile_servers import Answer, LocalServer, Seen, json_answer
 
 BASE = "http://metronome.test"
 TOKEN = "tok_scrub_0f1e2d3c4b5a69788796"
