@@ -213,10 +213,22 @@ def test_sql_source_on_sqlite(
     assert sorted(c["billing_provider"] for c in active(emulator)) == ["aws_marketplace", "stripe"]
 
 
-def test_non_sql_connection_is_refused(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_sql_connection_is_refused(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", json.dumps({"conn_type": "metronome", "password": "x"}))
-    dr = run_dag(sync_dag("sync_not_sql", sql="SELECT 1", conn_id="not_sql"), "sync_not_sql")
+    dr = run_dag(
+        sync_dag("sync_not_sql", sql="SELECT 1", conn_id="not_sql", retries=2, retry_delay=QUICK_RETRY),
+        "sync_not_sql",
+    )
     assert task_states(dr) == {"sync": "failed"}
+    assert tries(dr, "sync") == 1, "a connection of the wrong kind is not retried"
+    assert emulator.admin("requests")["data"] == [], "nothing was sent to Metronome"
+    if TASK_LOGS_IN_OUTPUT:
+        out = capfd.readouterr().out
+        assert "Connection 'not_sql' gives a MetronomeHook, not a SQL (DbApiHook) connection" in out, out[
+            -3000:
+        ]
 
 
 # dag.test() waits out a task's retry_delay before its retry: keep retries quick.
