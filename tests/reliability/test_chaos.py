@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -139,6 +140,9 @@ def test_killed_worker_then_rerun_converges(emulator: RunningEmulator, tmp_path:
     proc.wait(timeout=30)
     partial = len(active_state(emulator))
     assert 0 < partial < 3000, partial
+    # Killed between Metronome's writes and the results table's: the table holds nothing yet.
+    results = sqlite3.connect(tmp_path / "warehouse.db")
+    assert results.execute("SELECT count(*) FROM metronome_sync_results").fetchone() == (0,)
 
     emulator.admin("faults", {"latency_ms": 0})
     again = _dags_test(env, log)
@@ -147,6 +151,11 @@ def test_killed_worker_then_rerun_converges(emulator: RunningEmulator, tmp_path:
     assert state == desired_state([demo_data.desired_row(i) for i in range(3000)])
     customers = [s[0] for s in state]
     assert len(customers) == len(set(customers)) == 3000, "no duplicates"
+    # ... and the re-run recorded every row with the configuration Metronome holds.
+    latest = dict(results.execute("SELECT customer_id, configuration_id FROM metronome_sync_results_latest"))
+    results.close()
+    configs = emulator.admin("state")["billing_provider_configurations"]
+    assert latest == {c["customer_id"]: c["id"] for c in configs if not c["archived_at"]}
 
 
 def test_secrets_appear_nowhere_in_airflow_home(emulator: RunningEmulator, tmp_path: Path) -> None:
