@@ -28,6 +28,11 @@ token in ``X-Emulator-Admin-Token`` (401 when missing, 403 when wrong), and its 
 need ``Content-Type: application/json`` (415): a cross-site form cannot send either,
 so a page cannot reset the state or inject faults. Bad admin input is a 400 (not
 JSON) or a 422 (wrong shape) naming the field.
+
+Why one module past 400 lines: the order above is the emulator's contract, and it
+lives in one request path (``_api`` and its helpers) that a reader follows top to
+bottom here; the admin routes beside it share that path's guards. Splitting the
+admin API into its own module is planned (it is a test-only surface).
 """
 
 from __future__ import annotations
