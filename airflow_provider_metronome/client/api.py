@@ -133,6 +133,25 @@ class MetronomeApi(Protocol):
         """``GET /v1/customers/{customer_id}``."""
         ...
 
+    def create_customer(
+        self,
+        *,
+        name: str,
+        ingest_aliases: Sequence[str],
+        custom_fields: dict[str, str] | None = None,
+        configurations: Sequence[dict[str, Any]] = (),
+        idempotency_key: str | None = None,
+        verify: Callable[[], Customer | None] | None = None,
+    ) -> Customer:
+        """``POST /v1/customers``, the customer with its configurations."""
+        ...
+
+    def set_ingest_aliases(
+        self, customer_id: str, ingest_aliases: Sequence[str], *, idempotency_key: str | None = None
+    ) -> None:
+        """``POST /v1/customers/{customer_id}/setIngestAliases`` (a full replace)."""
+        ...
+
     def find_customer_by_ingest_alias(self, ingest_alias: str) -> dict[str, Any] | None:
         """``GET /v1/customers?ingest_alias=``, the answer checked."""
         ...

@@ -309,6 +309,82 @@ class MetronomeEndpoints:
 
         return self.executor.request("GET", f"/v1/customers/{customer_id}", send)
 
+    def create_customer(
+        self,
+        *,
+        name: str,
+        ingest_aliases: Sequence[str],
+        custom_fields: dict[str, str] | None = None,
+        configurations: Sequence[dict[str, Any]] = (),
+        idempotency_key: str | None = None,
+        verify: Callable[[], Customer | None] | None = None,
+    ) -> Customer:
+        """Create a customer with its aliases and billing provider configurations (``POST /v1/customers``).
+
+        The customer and its configurations are created in one request, so no other
+        reader ever sees the customer without them. Metronome refuses (409) an ingest
+        alias another customer holds, active or archived
+        (https://docs.metronome.com/api-reference/idempotency.md).
+
+        :param name: the customer's name (Metronome truncates it to 160 characters).
+        :param ingest_aliases: every alias of the customer.
+        :param custom_fields: custom field values (string → string).
+        :param configurations: items of ``CustomerBillingProviderConfigurationCreateCustomerInput``.
+        :param idempotency_key: key sent as ``Idempotency-Key``.
+        :param verify: called after a 5xx; returns the customer if it was created anyway.
+        :return: the customer created (``id``, ``ingest_aliases``, ``name``, ...).
+        """
+        from metronome import omit
+
+        sdk = self.transport.raw()
+        aliases = list(ingest_aliases)
+        items = list(configurations)
+
+        def send(headers: dict[str, str]) -> Customer:
+            resp = sdk.v1.customers.with_raw_response.create(
+                name=name,
+                ingest_aliases=aliases,
+                custom_fields=custom_fields if custom_fields else omit,
+                customer_billing_provider_configurations=items if items else omit,  # type: ignore[arg-type]
+                extra_headers=headers,
+            )
+            customer: Customer = data(resp, dict)
+            if not isinstance(customer.get("id"), str) or not customer["id"]:
+                raise MalformedResponse("'data' has no id", resp.http_response.status_code)
+            return customer
+
+        return self.executor.request(
+            "POST", "/v1/customers", send, idempotency_key=idempotency_key, verify=verify
+        )
+
+    def set_ingest_aliases(
+        self, customer_id: str, ingest_aliases: Sequence[str], *, idempotency_key: str | None = None
+    ) -> None:
+        """Replace a customer's ingest aliases (``POST /v1/customers/{customer_id}/setIngestAliases``).
+
+        The call "fully replaces the set of ingest aliases"
+        (https://docs.metronome.com/api-reference/customers/create-or-update-customer-ingest-aliases.md):
+        to add aliases, send the existing ones too.
+
+        :param customer_id: the customer.
+        :param ingest_aliases: the customer's whole alias set after the call.
+        :param idempotency_key: key sent as ``Idempotency-Key``.
+        """
+        sdk = self.transport.raw()
+        aliases = list(ingest_aliases)
+
+        def send(headers: dict[str, str]) -> None:
+            resp = sdk.v1.customers.with_raw_response.set_ingest_aliases(
+                customer_id=customer_id, ingest_aliases=aliases, extra_headers=headers
+            )
+            # The answer has no body (a 200 with no content).
+            body(resp, empty_ok=True)
+
+        # Idempotent by nature (a full replace), so a 5xx is retried with a fresh key.
+        self.executor.request(
+            "POST", f"/v1/customers/{customer_id}/setIngestAliases", send, idempotency_key=idempotency_key
+        )
+
     def find_customer_by_ingest_alias(self, ingest_alias: str) -> dict[str, Any] | None:
         """The active customer holding ``ingest_alias``, or ``None``.
 
