@@ -167,6 +167,14 @@ _PARAMS: dict[str, Param] = {
         description="Read every customer from Metronome instead of trusting the results table, and "
         "repair configurations archived or changed outside the sync (scheduled runs do it weekly).",
     ),
+    "create_missing_customers": Param(
+        False,
+        type="boolean",
+        title="Create missing customers",
+        description="A row whose ingest_alias matches no Metronome customer creates one (named by "
+        "its customer_name column, with its ingest_aliases and custom_fields) instead of being "
+        "rejected. For migrations; see also the metronome_customer_migration DAG.",
+    ),
     "max_rejected_rows": Param(
         0,
         type="integer",
@@ -246,6 +254,7 @@ with DAG(
         results_table=RESULTS_TABLE,
         mode="{{ params.mode }}",
         dry_run="{{ params.dry_run }}",
+        create_missing_customers="{{ params.create_missing_customers }}",
         doc_md=(
             "Reads the warehouse rows of this run and makes Metronome follow them. "
             "**Logs**: progress, every rejected row with its reason, the final counts. "

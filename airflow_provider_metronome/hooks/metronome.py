@@ -233,6 +233,8 @@ class MetronomeHook(BaseHook):
     list_customers = _forward(MetronomeEndpoints.list_customers)
     get_customer = _forward(MetronomeEndpoints.get_customer)
     find_customer_by_ingest_alias = _forward(MetronomeEndpoints.find_customer_by_ingest_alias)
+    create_customer = _forward(MetronomeEndpoints.create_customer)
+    set_ingest_aliases = _forward(MetronomeEndpoints.set_ingest_aliases)
 
     def __repr__(self) -> str:
         return f"MetronomeHook(metronome_conn_id={self.metronome_conn_id!r})"

@@ -32,7 +32,7 @@ class Rejection(BaseModel):
 class PlannedChange(BaseModel):
     """A change a dry run would make (or a sync made), for the log and the report.
 
-    :param action: ``create`` or ``archive``.
+    :param action: ``create``, ``archive``, ``create_customer`` or ``add_aliases``.
     :param customer_id: the customer.
     :param billing_provider: the provider.
     :param detail: the configuration to create, or the configuration id to archive.
@@ -69,6 +69,10 @@ class SyncReport(BaseModel):
     # Rows whose configuration recorded by the ledger was archived or changed outside
     # the sync (found by a verifying run, which repairs them).
     drift: int = 0
+    # Customers created for rows whose ingest alias matched none (create_missing_customers),
+    # and ingest aliases added to existing customers (in a dry run: would be).
+    customers_created: int = 0
+    aliases_added: int = 0
     # The customer, when the sync touched exactly one (the task's link opens its page).
     only_customer_id: str | None = None
     api_calls: int = 0
@@ -141,6 +145,14 @@ class SyncReport(BaseModel):
         if len(self.archived_ids) < SAMPLE_LIMIT:
             self.archived_ids.append(config_id)
 
+    def record_customer_created(self) -> None:
+        """A customer was created (or would be, in a dry run)."""
+        self.customers_created += 1
+
+    def record_aliases_added(self, n: int) -> None:
+        """``n`` ingest aliases were added to an existing customer (or would be)."""
+        self.aliases_added += n
+
     def record_settled_by_ledger(self) -> None:
         """An unchanged row was vouched for by the results ledger, without a Metronome call."""
         self.settled_by_ledger += 1
@@ -181,6 +193,8 @@ class SyncReport(BaseModel):
             "held_elsewhere": self.held_elsewhere,
             "settled_by_ledger": self.settled_by_ledger,
             "drift": self.drift,
+            "customers_created": self.customers_created,
+            "aliases_added": self.aliases_added,
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 2),
             "by_provider": self.by_provider,
@@ -198,6 +212,13 @@ class SyncReport(BaseModel):
             f"{averb} {self.archived}, duplicates {self.duplicates}, rejected {self.rejected} "
             f"({self.customers} customers, {self.api_calls} API calls, {self.seconds:.1f}s)"
         ]
+        if self.customers_created or self.aliases_added:
+            cverb = "would create" if self.dry_run else "created"
+            aadd = "would add" if self.dry_run else "added"
+            lines.append(
+                f"  customers: {cverb} {self.customers_created}; ingest aliases {aadd} to existing "
+                f"customers: {self.aliases_added}"
+            )
         if self.settled_by_ledger or self.drift:
             lines.append(
                 f"  results ledger: {self.settled_by_ledger} unchanged rows needed no Metronome call; "
@@ -211,7 +232,7 @@ class SyncReport(BaseModel):
 
 _SUMMED = (
     "rows_read", "created", "unchanged", "archived", "duplicates", "rejected", "api_calls",
-    "settled_by_ledger", "drift", "held_elsewhere",
+    "settled_by_ledger", "drift", "held_elsewhere", "customers_created", "aliases_added",
 )  # fmt: skip
 
 

@@ -10,9 +10,19 @@
 | ``delivery_method_id``| one of these two   | UUID from ``listConfiguredBillingProviders``    |
 | ``tax_provider``     | no                  | see :data:`~.rules.TAX_PROVIDERS`                |
 | ``updated_at``       | no                  | for incremental windows; not sent to Metronome  |
+| ``customer_name``    | to create a customer| name of a customer the sync creates             |
+| ``ingest_aliases``   | no                  | more aliases of the same customer: JSON array   |
+|                      |                     | or comma-separated text                         |
+| ``custom_fields``    | no                  | JSON object of text → text, for a new customer  |
 
 Empty or blank strings count as missing (warehouses often hold ``''`` where ``NULL``
 was meant). Other columns are ignored.
+
+The last three columns matter only with ``create_missing_customers``: a row whose
+``ingest_alias`` matches no active customer then creates one, named ``customer_name``,
+with ``ingest_alias`` and ``ingest_aliases`` as its aliases and ``custom_fields``
+(https://docs.metronome.com/api-reference/customers/create-a-customer.md). Aliases a
+row lists that its existing customer lacks are added to it in any case.
 """
 
 from __future__ import annotations
@@ -32,6 +42,9 @@ from airflow_provider_metronome.models.rules import (
 )
 
 MAX_ALIAS_LENGTH = 128
+# "ingest_aliases: maxItems 2000" (create-a-customer, setIngestAliases).
+MAX_ALIASES = 2000
+MAX_CUSTOM_FIELDS_BYTES = 16 * 1024
 MAX_CONFIGURATION_BYTES = 64 * 1024
 ROW_COLUMNS = (
     "customer_id",
@@ -42,6 +55,9 @@ ROW_COLUMNS = (
     "delivery_method_id",
     "tax_provider",
     "updated_at",
+    "customer_name",
+    "ingest_aliases",
+    "custom_fields",
 )
 
 
@@ -97,6 +113,30 @@ class BillingConfigRow(BaseModel):
     delivery_method: str | None = None
     delivery_method_id: str | None = None
     tax_provider: str | None = None
+    customer_name: str | None = None
+    ingest_aliases: tuple[str, ...] = ()
+    custom_fields: dict[str, str] | None = None
+
+    @field_validator("customer_name", mode="before")
+    @classmethod
+    def _customer_name(cls, value: Any) -> str | None:
+        value = _blank_to_none(value)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"customer_name must be text, got {type(value).__name__}")
+        # Metronome truncates a longer name to 160 characters; it is not refused.
+        return value.strip()
+
+    @field_validator("ingest_aliases", mode="before")
+    @classmethod
+    def _ingest_aliases(cls, value: Any) -> tuple[str, ...]:
+        return _alias_list(value)
+
+    @field_validator("custom_fields", mode="before")
+    @classmethod
+    def _custom_fields(cls, value: Any) -> dict[str, str] | None:
+        return _text_map(value)
 
     @field_validator("customer_id", mode="before")
     @classmethod
@@ -189,6 +229,74 @@ class BillingConfigRow(BaseModel):
         if problems:
             raise _ProviderRuleError(problems)
         return self
+
+
+def _alias_list(value: Any) -> tuple[str, ...]:
+    """``ingest_aliases`` as given: a JSON array of text, a list, or comma-separated text."""
+    value = _blank_to_none(value)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            raise ValueError(
+                "ingest_aliases is a JSON object; give a JSON array of text or comma-separated text"
+            )
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(
+                    "ingest_aliases starts with '[' but is not a JSON array; give a JSON array of "
+                    'text (["a", "b"]) or comma-separated text (a, b)'
+                ) from None
+        else:
+            value = [part.strip() for part in text.split(",")]
+            value = [part for part in value if part]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"ingest_aliases must be a JSON array or comma-separated text, got {_json_type(value)}"
+        )
+    aliases: list[str] = []
+    for i, alias in enumerate(value):
+        if isinstance(alias, int) and not isinstance(alias, bool):
+            alias = str(alias)
+        if not isinstance(alias, str) or not alias:
+            raise ValueError(f"ingest_aliases[{i}] must be non-empty text, got {_json_type(alias)}")
+        if len(alias) > MAX_ALIAS_LENGTH:
+            raise ValueError(
+                f"ingest_aliases[{i}] is {len(alias)} characters; Metronome allows at most {MAX_ALIAS_LENGTH}"
+            )
+        if alias not in aliases:
+            aliases.append(alias)
+    if len(aliases) > MAX_ALIASES:
+        raise ValueError(f"ingest_aliases has {len(aliases)} aliases; Metronome allows at most {MAX_ALIASES}")
+    return tuple(aliases)
+
+
+def _text_map(value: Any) -> dict[str, str] | None:
+    """``custom_fields``: a JSON object (text or native) whose values are text."""
+    value = _blank_to_none(value)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_CUSTOM_FIELDS_BYTES:
+            raise ValueError(f"custom_fields is {len(value)} characters; at most {MAX_CUSTOM_FIELDS_BYTES}")
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(
+                'custom_fields is not valid JSON; give an object such as {"region": "emea"}'
+            ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"custom_fields must be a JSON object of text values, got {_json_type(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ValueError(
+                f"custom_fields.{key} must be text (Metronome's custom fields map text to text), "
+                f"got {_json_type(item)}"
+            )
+    return dict(value) or None
 
 
 # Deeper than any provider configuration needs, far below Python's recursion limit.

@@ -77,6 +77,10 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
     :param verify: with a results table, still read every customer from Metronome and
         repair what was archived or changed outside the sync (a bool or text, as
         ``dry_run``). (templated)
+    :param create_missing_customers: a row whose ``ingest_alias`` matches no active
+        customer creates one (``customer_name``, every alias, ``custom_fields`` and the
+        rows' configurations in one request; README, "Migrations") instead of being
+        rejected (a bool or text, as ``dry_run``). (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -92,6 +96,7 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         "results_table",
         "results_conn_id",
         "verify",
+        "create_missing_customers",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "configurations": "json", "parameters": "json"}
@@ -124,6 +129,7 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         results_table: str | None = None,
         results_conn_id: str | None = None,
         verify: bool | str = False,
+        create_missing_customers: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(metronome_conn_id=metronome_conn_id, **kwargs)
@@ -163,6 +169,7 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         self.results_table = results_table
         self.results_conn_id = results_conn_id
         self.verify = verify
+        self.create_missing_customers = create_missing_customers
         # Set while reading: whether SQL already kept only this partition's customer_id rows.
         self._prefiltered = False
 
@@ -317,6 +324,9 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
             partitions=self.partitions,
             lock_timeout=float(self.lock_timeout),
             verify=parse_bool(self.verify, name="verify", empty=False),
+            create_missing_customers=parse_bool(
+                self.create_missing_customers, name="create_missing_customers", empty=False
+            ),
         )
         try:
             options.check()

@@ -9,7 +9,8 @@ whole source:
    customer by customer, as one pipeline, the sync locks the customer
    (:mod:`.locks`), reads its configurations, diffs (:mod:`.diff`), creates what
    is missing in batches (:mod:`.writer`) and, in ``replace`` mode, archives what
-   the new configurations supersede.
+   the new configurations supersede. Customers that do not exist yet are created
+   with their configurations (:mod:`.customers`, ``create_missing_customers``).
 
 Bad rows never sink good rows: every rejection is booked (:mod:`.outcomes`) with its
 row number, key, field and reason, and the good rows are synced. Deciding whether the
@@ -76,6 +77,9 @@ class SyncOptions:
     :param verify: with a results ledger, still read every customer from Metronome
         (and look every alias up): finds and repairs configurations archived or
         changed outside the sync since the ledger recorded them (``drift``).
+    :param create_missing_customers: a row whose ingest alias matches no active
+        customer creates one (with its ``customer_name``, aliases, custom fields and
+        configurations, in one request; :mod:`.customers`) instead of being rejected.
     """
 
     mode: str = "create_missing"
@@ -90,6 +94,7 @@ class SyncOptions:
     prefiltered: bool = False
     lock_timeout: float = 900.0
     verify: bool = False
+    create_missing_customers: bool = False
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
@@ -152,8 +157,8 @@ class BillingConfigSync:
         calls_before = self.api.api_calls
         opts = self.options
         self.log.info(
-            "Sync starts: mode=%s dry_run=%s batch_size=%d max_concurrency=%d",
-            opts.mode, opts.dry_run, opts.batch_size, opts.max_concurrency,
+            "Sync starts: mode=%s dry_run=%s batch_size=%d max_concurrency=%d create_missing_customers=%s",
+            opts.mode, opts.dry_run, opts.batch_size, opts.max_concurrency, opts.create_missing_customers,
         )  # fmt: skip
         share = Share(opts.partition, opts.partitions, opts.prefiltered)
         if not share.everything:
@@ -171,6 +176,7 @@ class BillingConfigSync:
                     self.api, methods, share, self.outcomes, self.log,
                     chunk_size=opts.chunk_size, progress_interval=opts.progress_interval,
                     ledger=self.ledger, verify=opts.verify,
+                    create_customers=opts.create_missing_customers,
                 )  # fmt: skip
                 reader.stage(rows, staging, pool)
                 if opts.dry_run:

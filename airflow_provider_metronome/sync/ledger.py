@@ -56,6 +56,7 @@ COLUMNS = (
     "field",
     "reason",
     "synced_at",
+    "customer_created",
 )
 OUTCOMES = ("created", "unchanged", "archived", "duplicate", "rejected", "planned")
 # Outcomes that say "this row's configuration is active in Metronome, under this id".
@@ -66,11 +67,13 @@ _NOT_STATE = ("planned", "duplicate")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 _KEYS_PER_QUERY = 500
 # Column types per dialect; text everywhere else. (BigQuery has no TEXT.)
-_TYPES: dict[str, tuple[str, str, str]] = {
-    "bigquery": ("STRING", "INT64", "TIMESTAMP"),
-    "sqlite": ("TEXT", "INTEGER", "TEXT"),
+_TYPES: dict[str, tuple[str, str, str, str]] = {
+    "bigquery": ("STRING", "INT64", "TIMESTAMP", "BOOL"),
+    "sqlite": ("TEXT", "INTEGER", "TEXT", "INTEGER"),
 }
-_DEFAULT_TYPES = ("TEXT", "INTEGER", "TIMESTAMP")
+_DEFAULT_TYPES = ("TEXT", "INTEGER", "TIMESTAMP", "BOOLEAN")
+# Columns added after the first release: a table created before them gets them added.
+_ADDED_COLUMNS = ("customer_created",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class RowFacts:
     :param ingest_alias: the ingest alias the row gives.
     :param billing_provider: the billing provider the row gives.
     :param delivery_method_id: the delivery method id (given or resolved), if known.
+    :param customer_created: the sync created the customer for this row.
     """
 
     row_number: int
@@ -93,6 +97,7 @@ class RowFacts:
     ingest_alias: str | None
     billing_provider: str | None
     delivery_method_id: str | None
+    customer_created: bool = False
 
 
 def row_identity(
@@ -104,16 +109,22 @@ def row_identity(
     delivery_method_id: str | None,
     configuration: Any,
     tax_provider: str | None,
+    customer: Any = None,
 ) -> tuple[str, str]:
     """``(row_key, row_hash)`` of a row, as the row gives its fields.
 
     The key names the customer and the delivery method the way the row does (an id or
     an alias, an id or a kind), so it is the same in every run without any lookup.
+
+    :param customer: what the row says of the customer itself (name, more aliases,
+        custom fields), when it says anything: part of the hash only then, so the
+        hashes of rows without those columns stay what they were.
     """
     who = f"id:{customer_id}" if customer_id is not None else f"alias:{ingest_alias}"
     how = f"id:{delivery_method_id}" if delivery_method_id is not None else f"method:{delivery_method}"
     key = canonical_json([who, billing_provider, how])
-    digest = hashlib.sha256(canonical_json([configuration, tax_provider]).encode()).hexdigest()
+    content = [configuration, tax_provider] if customer is None else [configuration, tax_provider, customer]
+    digest = hashlib.sha256(canonical_json(content).encode()).hexdigest()
     return key, digest[:32]
 
 
@@ -218,6 +229,7 @@ class Spool:
             field,
             reason,
             stamp,
+            facts.customer_created,
         ]
         self.db.execute("INSERT INTO outcomes (record) VALUES (?)", (json.dumps(record),))
         self.count += 1
@@ -266,10 +278,18 @@ class ResultsTable:
 
     def ensure(self) -> None:
         """Create the table, its index and the ``_latest`` view if they are missing."""
-        text, integer, stamp = _TYPES.get(self.dialect, _DEFAULT_TYPES)
-        types = {"partition": integer, "row_number": integer, "synced_at": stamp}
+        text, integer, stamp, boolean = _TYPES.get(self.dialect, _DEFAULT_TYPES)
+        types = {
+            "partition": integer, "row_number": integer, "synced_at": stamp, "customer_created": boolean,
+        }  # fmt: skip
         columns = ", ".join(f"{self._col(c)} {types.get(c, text)}" for c in COLUMNS)
-        statements = [f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})"]
+        self.hook.run(f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})", autocommit=True)
+        statements = []
+        added = [c for c in _ADDED_COLUMNS if not self._has_column(c)]
+        for column in added:
+            statements.append(f"ALTER TABLE {self.table} ADD COLUMN {self._col(column)} {types[column]}")
+        if added and self.dialect == "sqlite":
+            statements.append(f"DROP VIEW IF EXISTS {self.view}")  # SQLite cannot replace a view
         if self.dialect in ("sqlite", "postgresql"):
             index = self.table.replace(".", "_") + "_row_key"
             name = index if self.dialect == "postgresql" else _schema_of(self.table) + index
@@ -277,6 +297,14 @@ class ResultsTable:
         statements.append(self._view_sql())
         for sql in statements:
             self.hook.run(sql, autocommit=True)
+
+    def _has_column(self, column: str) -> bool:
+        """Whether the table has ``column`` (a table made by an older release may not)."""
+        try:
+            self._query(f"SELECT {self._col(column)} FROM {self.table} WHERE 1 = 0", [])
+        except Exception:  # the driver's own error class: the column is missing
+            return False
+        return True
 
     def _view_sql(self) -> str:
         names = ", ".join(self._col(c) for c in COLUMNS)

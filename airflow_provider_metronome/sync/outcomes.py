@@ -116,18 +116,45 @@ class Outcomes:
             )
 
     def created(self, row: StagedRow, config_id: str | None) -> None:
-        """``row`` was created as ``config_id`` (``None``: a dry run would create it)."""
+        """``row`` was created as ``config_id`` (``None``: a dry run would create it, or it was
+        created with its new customer and not read back)."""
         self.report.record_created(row.billing_provider, row.tax_provider, row.delivery_method_id, config_id)
         if self.spool is not None:
-            self.spool.add(
-                row.facts(), "planned" if config_id is None else "created", configuration_id=config_id
-            )
+            self.spool.add(row.facts(), "planned" if self.dry_run else "created", configuration_id=config_id)
         self.report.record_planned(PlannedChange(
             action="create", customer_id=row.customer_id, billing_provider=row.billing_provider,
             detail=row.payload(),
         ))  # fmt: skip
         if self.dry_run and self._changes.allow():
             self.log.info("Would create (row %d, %s): %s", row.row, row.key, row.payload())
+
+    def customer_created(self, customer_id: str | None, ingest_alias: str, request: dict[str, Any]) -> None:
+        """A customer was created for the rows naming ``ingest_alias`` (``customer_id`` is
+        ``None`` in a dry run: it would be)."""
+        self.report.record_customer_created()
+        self.report.record_planned(PlannedChange(
+            action="create_customer", customer_id=customer_id or f"(new: {ingest_alias})",
+            billing_provider="", detail={k: v for k, v in request.items() if k != "configurations"},
+        ))  # fmt: skip
+        if not self.dry_run or self._changes.allow():
+            self.log.info(
+                "%s customer %s for ingest alias %r: name %r, aliases %s",
+                "Would create" if self.dry_run else "Created", customer_id or "(new)", ingest_alias,
+                request["name"], ", ".join(request["ingest_aliases"]),
+            )  # fmt: skip
+
+    def aliases_added(self, customer_id: str, aliases: list[str]) -> None:
+        """Ingest aliases were added to an existing customer (or would be)."""
+        self.report.record_aliases_added(len(aliases))
+        self.report.record_planned(PlannedChange(
+            action="add_aliases", customer_id=customer_id, billing_provider="",
+            detail={"ingest_aliases": aliases},
+        ))  # fmt: skip
+        if not self.dry_run or self._changes.allow():
+            self.log.info(
+                "%s ingest aliases %s to customer %s",
+                "Would add" if self.dry_run else "Added", ", ".join(aliases), customer_id,
+            )  # fmt: skip
 
     def archived(self, customer_id: str, configs: list[dict[str, Any]]) -> None:
         """The configurations of ``customer_id`` that the source supersedes were archived (or would be)."""

@@ -21,7 +21,7 @@ from airflow_provider_metronome.sync.ledger import RowFacts, Settled, raw_facts,
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
 from airflow_provider_metronome.sync.sources import bucket, customer_key, placed_by_sql
-from airflow_provider_metronome.sync.staging import StagedRow, Staging
+from airflow_provider_metronome.sync.staging import StagedRow, Staging, new_customer_key
 
 if TYPE_CHECKING:
     import logging
@@ -134,6 +134,8 @@ class RowReader:
     :param ledger: the results ledger: rows it vouches for are marked settled (and,
         unless ``verify``, keyed-by-alias rows need no lookup).
     :param verify: look every alias up even when the ledger knows it.
+    :param create_customers: a row whose ingest alias matches no active customer is
+        staged to create one (:mod:`.reconcile` creates it) instead of rejected.
     """
 
     def __init__(
@@ -148,6 +150,7 @@ class RowReader:
         progress_interval: float,
         ledger: LedgerReader | None = None,
         verify: bool = False,
+        create_customers: bool = False,
     ) -> None:
         self.api = api
         self.methods = methods
@@ -159,6 +162,7 @@ class RowReader:
         self.progress_interval = progress_interval
         self.ledger = ledger
         self.verify = verify
+        self.create_customers = create_customers
 
     def stage(self, rows: Iterable[Mapping[str, Any]], staging: Staging, pool: ThreadPoolExecutor) -> None:
         """Read every row; stage the good ones of this share, reject the bad ones."""
@@ -171,11 +175,7 @@ class RowReader:
             if self.ledger is not None and parsed:
                 self._settle(parsed)
             wanted = [
-                p.row.ingest_alias
-                for p in parsed
-                if p.row.customer_id is None
-                and p.row.ingest_alias is not None
-                and (self.verify or not p.settled)
+                alias for p in parsed if self.verify or not p.settled for alias in _aliases_to_resolve(p.row)
             ]
             resolved = aliases.resolve_many(wanted) if wanted else {}
             staged = [s for s in (self._resolve(p, resolved) for p in parsed) if s is not None]
@@ -216,7 +216,7 @@ class RowReader:
                 customer_id=result.customer_id, ingest_alias=result.ingest_alias,
                 billing_provider=result.billing_provider, delivery_method=result.delivery_method,
                 delivery_method_id=result.delivery_method_id, configuration=result.configuration,
-                tax_provider=result.tax_provider,
+                tax_provider=result.tax_provider, customer=_customer_facts(result),
             )  # fmt: skip
             parsed.append(_Parsed(number, row_key(raw), result, owned, *identity))
         return parsed
@@ -234,8 +234,10 @@ class RowReader:
         """The staged row, once its customer and delivery method are known; ``None`` if not this sync's."""
         number, key, r, owned = parsed.number, parsed.key, parsed.row, parsed.owned
         customer_id = r.customer_id
+        from_ledger = parsed.settled is not None and not self.verify
         if customer_id is None:
-            if parsed.settled is not None and not self.verify:
+            if from_ledger:
+                assert parsed.settled is not None
                 customer_id = parsed.settled.customer_id  # the ledger resolved it: no lookup
             else:
                 customer_id = aliases.get(r.ingest_alias or "")
@@ -243,12 +245,32 @@ class RowReader:
                 if not self.share.owns_resolved(r.ingest_alias or "", customer_id):
                     return None
                 self.report.record_read()
-            if customer_id is None:
-                reason = f"no active Metronome customer has ingest alias {r.ingest_alias!r}"
+        problem = None if from_ledger else _alias_problem(r, customer_id, aliases)
+        if problem is not None:
+            self.outcomes.reject(
+                parsed.facts(customer_id, None), key, "ingest_aliases", problem, r.billing_provider
+            )
+            return None
+        if customer_id is None:
+            if not self.create_customers:
+                reason = (
+                    f"no active Metronome customer has ingest alias {r.ingest_alias!r} "
+                    "(create_missing_customers creates it)"
+                )
                 self.outcomes.reject(
                     parsed.facts(None, None), key, "ingest_alias", reason, r.billing_provider
                 )
                 return None
+            if r.customer_name is None:
+                reason = (
+                    f"no active Metronome customer has ingest alias {r.ingest_alias!r}, and creating "
+                    "one needs its customer_name"
+                )
+                self.outcomes.reject(
+                    parsed.facts(None, None), key, "customer_name", reason, r.billing_provider
+                )
+                return None
+            customer_id = new_customer_key(r.ingest_alias or "")
         dm, field, reason = self.methods.resolve(r.billing_provider, r.delivery_method, r.delivery_method_id)
         if dm is None:
             facts = parsed.facts(customer_id, r.delivery_method_id)
@@ -282,7 +304,57 @@ class RowReader:
             settled_id=None
             if settled is None or settled.customer_id != customer_id
             else settled.configuration_id,
+            customer_name=r.customer_name,
+            aliases=[a for a in r.ingest_aliases if a != r.ingest_alias],
+            custom_fields=r.custom_fields,
+            missing_aliases=[]
+            if from_ledger
+            else [a for a in r.ingest_aliases if a != r.ingest_alias and aliases.get(a) is None],
         )
+
+
+def _aliases_to_resolve(row: BillingConfigRow) -> list[str]:
+    """The aliases a row's reading must look up: its key alias and the others it lists."""
+    wanted = [] if row.customer_id is not None or row.ingest_alias is None else [row.ingest_alias]
+    wanted.extend(a for a in row.ingest_aliases if a != row.ingest_alias)
+    return wanted
+
+
+def _customer_facts(row: BillingConfigRow) -> list[Any] | None:
+    """What a row says of its customer beyond who it is.
+
+    ``None`` when it says nothing, so the hash of such a row stays what it was.
+    """
+    if row.customer_name is None and not row.ingest_aliases and row.custom_fields is None:
+        return None
+    return [row.customer_name, list(row.ingest_aliases), row.custom_fields]
+
+
+def _alias_problem(
+    row: BillingConfigRow, customer_id: str | None, aliases: Mapping[str, str | None]
+) -> str | None:
+    """Why the aliases a row lists cannot be its customer's (another customer holds one), or ``None``.
+
+    :param customer_id: the row's customer (``None``: none holds its key alias yet).
+    :param aliases: every looked-up alias → the active customer holding it.
+    """
+    for alias in row.ingest_aliases:
+        if alias == row.ingest_alias:
+            continue
+        owner = aliases.get(alias)
+        if owner is None or owner == customer_id:
+            continue
+        if customer_id is None:
+            return (
+                f"ingest alias {alias!r} belongs to customer {owner}, while ingest alias "
+                f"{row.ingest_alias!r} belongs to no customer: an alias names one customer "
+                f"(name customer {owner} by its id or key alias to add the alias to it)"
+            )
+        return (
+            f"ingest alias {alias!r} belongs to customer {owner}, not to this row's customer "
+            f"{customer_id}: an alias names one customer (remove it from one of them)"
+        )
+    return None
 
 
 def _raw_key_text(raw: Any) -> str:

@@ -24,10 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.client.idempotency import idempotency_key
 from airflow_provider_metronome.exceptions import MetronomeAPIError, MetronomeNotFoundError
+from airflow_provider_metronome.sync.customers import (
+    AliasChange,
+    Created,
+    Exists,
+    NewCustomer,
+    Outcome,
+    Refused,
+    add_missing_aliases,
+    create_customer,
+)
 from airflow_provider_metronome.sync.diff import CustomerPlan, plan_customer
 from airflow_provider_metronome.sync.progress import Progress
 from airflow_provider_metronome.sync.reading import chunks
-from airflow_provider_metronome.sync.writer import BatchWriter, Created, Rejected
+from airflow_provider_metronome.sync.staging import NEW_CUSTOMER_PREFIX
+from airflow_provider_metronome.sync.writer import BatchWriter, Rejected
+from airflow_provider_metronome.sync.writer import Created as CreatedRows
 
 if TYPE_CHECKING:
     import logging
@@ -45,7 +57,8 @@ _PENDING_MAX_SECONDS = 2.0
 # Other rows named in a conflict's reason.
 _CONFLICTS_NAMED = 5
 
-_Read = tuple[str, list["StagedRow"], Future[list[dict[str, Any]]]]
+_Answer = tuple[list[dict[str, Any]], AliasChange]
+_Read = tuple[str, list["StagedRow"], Future[_Answer]]
 
 
 @dataclass
@@ -54,7 +67,11 @@ class _InFlight:
 
     reads: deque[_Read] = field(default_factory=deque)
     archives: deque[Future[CustomerPlan]] = field(default_factory=deque)
-    writes: deque[Future[tuple[Created, Rejected]]] = field(default_factory=deque)
+    writes: deque[Future[tuple[CreatedRows, Rejected]]] = field(default_factory=deque)
+    # customers being created (create_missing_customers)
+    creating: deque[Future[Outcome]] = field(default_factory=deque)
+    # customers found to exist when created, another sync holding them: rows to sync
+    later: dict[str, list[StagedRow]] = field(default_factory=dict)
     # creates waiting for a full batch, and since when the oldest has waited
     pending: list[StagedRow] = field(default_factory=list)
     pending_since: float = 0.0
@@ -70,7 +87,7 @@ class _InFlight:
     finished: list[str] = field(default_factory=list)
 
     def unsettled(self) -> bool:
-        return bool(self.writing or self.writes or self.archives)
+        return bool(self.writing or self.writes or self.archives or self.creating)
 
 
 class Reconciler:
@@ -121,7 +138,7 @@ class Reconciler:
         progress = Progress(self.log, "Customers reconciled", interval=self.options.progress_interval)
         try:
             held_elsewhere = self._sync_free_customers(staging, progress, total)
-            if held_elsewhere:
+            if held_elsewhere or self.flight.later:
                 self._wait_for_held(staging, held_elsewhere, progress, total)
             progress.update(total, total, force=total > 0)
         except BaseException as err:
@@ -138,6 +155,10 @@ class Reconciler:
             seen += len(block)
             wanted = [(customer_id, self._desired(staging, groups)) for customer_id, groups in block]
             wanted = [(customer_id, rows) for customer_id, rows in wanted if rows and not self._settled(rows)]
+            for customer_id, rows in wanted:
+                if customer_id.startswith(NEW_CUSTOMER_PREFIX):
+                    self._start_create(NewCustomer(customer_id[len(NEW_CUSTOMER_PREFIX) :], rows))
+            wanted = [(c, rows) for c, rows in wanted if not c.startswith(NEW_CUSTOMER_PREFIX)]
             taken = set(self.locks.try_acquire([customer_id for customer_id, _ in wanted]))
             for customer_id, rows in wanted:
                 if customer_id in taken:
@@ -188,9 +209,7 @@ class Reconciler:
 
     def _start_read(self, customer_id: str, rows: list[StagedRow]) -> None:
         """Queue the read of a locked customer's configurations; book the reads that are done."""
-        future = self.pool.submit(
-            self.api.get_billing_provider_configurations, customer_id, include_archived=True
-        )
+        future = self.pool.submit(self._read, customer_id, rows)
         self.flight.reads.append((customer_id, rows, future))
         window = 2 * self.options.max_concurrency
         reads = self.flight.reads
@@ -198,8 +217,15 @@ class Reconciler:
             self._plan_read(*reads.popleft())
         self._book_answered_writes()
 
+    def _read(self, customer_id: str, rows: list[StagedRow]) -> _Answer:
+        """In a worker, under the customer's lock: its configurations, and the aliases its rows add."""
+        configs = self.api.get_billing_provider_configurations(customer_id, include_archived=True)
+        return configs, add_missing_aliases(self.api, customer_id, rows, dry_run=self.options.dry_run)
+
     def _finish_in_flight(self) -> None:
         """Finish everything in flight; release every lock it held."""
+        while self.flight.creating:
+            self._book_create(self.flight.creating.popleft().result())
         while self.flight.reads:
             self._plan_read(*self.flight.reads.popleft())
         self._send_batches(force=True)
@@ -219,10 +245,22 @@ class Reconciler:
         customers still held are rejected: the next run syncs them.
         """
         timeout = self.options.lock_timeout
-        self.log.info(
-            "%d customer(s) are being synced by another run right now: syncing them once it is done "
-            "with them (waiting up to %.0fs)", len(waiting), timeout,
-        )  # fmt: skip
+        held = set(waiting)
+        later = self.flight.later
+        self.flight.later = {}
+        waiting = waiting + [c for c in later if c not in held]
+
+        def rows_of(customer_id: str) -> list[StagedRow]:
+            rows = later.pop(customer_id, [])
+            if customer_id in held:
+                rows = self._desired(staging, staging.groups_of(customer_id), first_time=False) + rows
+            return self._distinct(rows)
+
+        if held:
+            self.log.info(
+                "%d customer(s) are being synced by another run right now: syncing them once it is "
+                "done with them (waiting up to %.0fs)", len(held), timeout,
+            )  # fmt: skip
         deadline = time.monotonic() + timeout
         pause = 0.05
         while waiting:
@@ -230,8 +268,7 @@ class Reconciler:
             for block in chunks(waiting, _LOCK_BLOCK):
                 taken.update(self.locks.try_acquire(block))
             for customer_id in taken:
-                rows = self._desired(staging, staging.groups_of(customer_id), first_time=False)
-                self._start_read(customer_id, rows)
+                self._start_read(customer_id, rows_of(customer_id))
             self._finish_in_flight()
             waiting = [customer_id for customer_id in waiting if customer_id not in taken]
             progress.update(total - len(waiting), total)
@@ -242,7 +279,7 @@ class Reconciler:
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
         for customer_id in waiting:
-            for r in self._desired(staging, staging.groups_of(customer_id), first_time=False):
+            for r in rows_of(customer_id):
                 self.outcomes.reject(
                     r.facts(), r.key, "customer_id",
                     f"another sync kept customer {customer_id} locked for more than {timeout:.0f}s; "
@@ -269,6 +306,29 @@ class Reconciler:
             desired.append(group.rows[0])
         return desired
 
+    def _distinct(self, rows: list[StagedRow]) -> list[StagedRow]:
+        """One row per identity among rows gathered from several names of one customer.
+
+        A customer found to exist when the sync went to create it may also be named by
+        other rows (by id, or by another alias): the diff needs one row per identity.
+        """
+        kept: dict[tuple[str, str], StagedRow] = {}
+        for r in rows:
+            first = kept.setdefault((r.billing_provider, r.delivery_method_id), r)
+            if first is r:
+                continue
+            if (first.configuration, first.tax_provider) == (r.configuration, r.tax_provider):
+                self.outcomes.duplicates(first, [r])
+            else:
+                self.outcomes.reject(
+                    r.facts(), r.key, "configuration",
+                    f"conflicts with row {first.row}: both name customer {r.customer_id} (one by "
+                    "another alias or its id) with the same billing provider and delivery method "
+                    "but a different configuration or tax_provider; keep one row",
+                    r.billing_provider, staged=True,
+                )  # fmt: skip
+        return list(kept.values())
+
     def _reject_conflict(self, staging: Staging, group: IdentityGroup) -> None:
         """Reject every row of an identity whose rows disagree (streamed: memory stays flat)."""
         provider = group.rows[0].billing_provider
@@ -282,22 +342,33 @@ class Reconciler:
             self.outcomes.reject(
                 r.facts(), r.key, "configuration",
                 f"conflicts with row(s) {listed}: same customer, billing provider and delivery "
-                "method but a different configuration or tax_provider; keep one row",
+                "method but a different configuration or tax_provider (or, for a customer to "
+                "create, customer_name, ingest_aliases or custom_fields); keep one row",
                 provider, staged=True,
             )  # fmt: skip
 
-    def _plan_read(
-        self, customer_id: str, rows: list[StagedRow], future: Future[list[dict[str, Any]]]
-    ) -> None:
+    def _plan_read(self, customer_id: str, rows: list[StagedRow], future: Future[_Answer]) -> None:
         """A customer's configurations are read: diff them, queue its creates or its archive."""
         try:
-            configs = future.result()
+            configs, aliases = future.result()
         except MetronomeNotFoundError:
             for r in rows:
                 reason = f"no Metronome customer has id {customer_id}"
                 self.outcomes.reject(r.facts(), r.key, "customer_id", reason, r.billing_provider, staged=True)
             self._customer_done(customer_id)
             return
+        if aliases.added:
+            self.outcomes.aliases_added(customer_id, aliases.added)
+        if aliases.refused is not None:
+            # The rows that asked for the aliases are not synced: never half of what a row says.
+            for r in [r for r in rows if r.missing_aliases]:
+                self.outcomes.reject(
+                    r.facts(), r.key, "ingest_aliases", aliases.refused, r.billing_provider, staged=True
+                )
+            rows = [r for r in rows if not r.missing_aliases]
+            if not rows:
+                self._customer_done(customer_id)
+                return
         plan = plan_customer(customer_id, rows, configs, self.options.mode)
         self.flight.basis[customer_id] = {c["id"] for c in configs}
         for row, config_id in plan.unchanged:
@@ -358,12 +429,14 @@ class Reconciler:
 
     def _book_answered_writes(self) -> None:
         """Book the writes and archives that are answered, oldest first."""
+        while self.flight.creating and self.flight.creating[0].done():
+            self._book_create(self.flight.creating.popleft().result())
         while self.flight.archives and self.flight.archives[0].done():
             self._book_archive(self.flight.archives.popleft().result())
         while self.flight.writes and self.flight.writes[0].done():
             self._book_write(self.flight.writes.popleft().result())
 
-    def _book_write(self, result: tuple[Created, Rejected]) -> None:
+    def _book_write(self, result: tuple[CreatedRows, Rejected]) -> None:
         created, refused = result
         for row, where, reason in refused:
             self.outcomes.reject(row.facts(), row.key, where, reason, row.billing_provider, staged=True)
@@ -403,6 +476,55 @@ class Reconciler:
             self._customer_done(customer_id)
         else:
             self.flight.archives.append(self.pool.submit(self._archive, plan))
+
+    # -- new customers (create_missing_customers) ---------------------------------------------
+
+    def _start_create(self, new: NewCustomer) -> None:
+        """Create a customer its rows name by an alias no customer holds (see :mod:`.customers`)."""
+        disagreement = new.disagreement()
+        if disagreement is not None:
+            field_name, reason = disagreement
+            for r in new.rows:
+                self.outcomes.reject(r.facts(), r.key, field_name, reason, r.billing_provider, staged=True)
+            return
+        if self.options.dry_run:
+            self.outcomes.customer_created(None, new.ingest_alias, new.request())
+            for r in new.rows:
+                self.outcomes.created(r, None)
+            return
+        # No lock: the customer and its configurations are created in one request, and
+        # Metronome's alias uniqueness keeps the customer single.
+        read_back = self.outcomes.spool is not None  # the results table records the ids
+        self.flight.creating.append(self.pool.submit(create_customer, self.api, new, read_back=read_back))
+        self._book_answered_writes()
+
+    def _book_create(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Refused):
+            for r in outcome.rows:
+                self.outcomes.reject(
+                    r.facts(), r.key, outcome.field, outcome.reason, r.billing_provider, staged=True
+                )
+        elif isinstance(outcome, Created):
+            first = outcome.rows[0]
+            self.outcomes.customer_created(
+                outcome.customer_id, first.ingest_alias or "",
+                NewCustomer(first.ingest_alias or "", outcome.rows).request(),
+            )  # fmt: skip
+            ids = {}
+            if outcome.configurations is not None:
+                plan = plan_customer(
+                    outcome.customer_id, outcome.rows, outcome.configurations, "create_missing"
+                )
+                ids = {id(row): config_id for row, config_id in plan.unchanged}
+            for r in outcome.rows:
+                self.outcomes.created(r, ids.get(id(r)))
+        else:
+            self._sync_existing(outcome)
+
+    def _sync_existing(self, found: Exists) -> None:
+        """The customer to create exists: sync its rows like any other customer's, once this
+        pass's locks are released (rows of this sync may name the customer otherwise too)."""
+        self.flight.later.setdefault(found.customer_id, []).extend(found.rows)
 
     # -- locks -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.client.idempotency import canonical_json
@@ -21,6 +21,16 @@ from airflow_provider_metronome.sync.ledger import RowFacts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+
+# Rows of a customer the sync is to create are staged under this prefix + their ingest
+# alias (never a UUID, so never a real customer id).
+NEW_CUSTOMER_PREFIX = "new:"
+
+
+def new_customer_key(ingest_alias: str) -> str:
+    """The staging key of the customer a sync creates for ``ingest_alias``."""
+    return NEW_CUSTOMER_PREFIX + ingest_alias
 
 
 @dataclass(slots=True)
@@ -41,6 +51,12 @@ class StagedRow:
     :param row_hash: the hash of its desired content in the ledger.
     :param settled_id: the configuration the ledger says satisfies this exact row
         (its latest outcome was created or unchanged with the same content).
+    :param customer_name: the name for a customer the sync creates.
+    :param aliases: the other ingest aliases the row lists for its customer.
+    :param custom_fields: custom fields for a customer the sync creates.
+    :param missing_aliases: listed aliases no customer held when the row was read
+        (added to its existing customer).
+    :param customer_created: the sync created this row's customer.
     """
 
     row: int
@@ -56,12 +72,22 @@ class StagedRow:
     row_key: str | None = None
     row_hash: str | None = None
     settled_id: str | None = None
+    customer_name: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    custom_fields: dict[str, str] | None = None
+    missing_aliases: list[str] = field(default_factory=list)
+    customer_created: bool = False
+
+    @property
+    def new_customer(self) -> bool:
+        """The row's customer does not exist yet: ``customer_id`` is :func:`new_customer_key`."""
+        return self.customer_id.startswith(NEW_CUSTOMER_PREFIX)
 
     def facts(self) -> RowFacts:
         """What the results ledger records of this row."""
         return RowFacts(
-            self.row, self.row_key, self.row_hash, self.customer_id, self.ingest_alias,
-            self.billing_provider, self.delivery_method_id,
+            self.row, self.row_key, self.row_hash, None if self.new_customer else self.customer_id,
+            self.ingest_alias, self.billing_provider, self.delivery_method_id, self.customer_created,
         )  # fmt: skip
 
     def payload(self) -> dict[str, Any]:
@@ -147,11 +173,20 @@ class Staging:
                     r.row_key,
                     r.row_hash,
                     r.settled_id,
+                    r.customer_name,
+                    r.aliases,
+                    r.custom_fields,
+                    r.missing_aliases,
                 ],
                 separators=(",", ":"),
                 default=str,
             )
-            fingerprint = canonical_json([r.configuration, r.tax_provider])
+            # Rows of one identity that disagree about their new customer conflict too.
+            fingerprint = canonical_json(
+                [r.configuration, r.tax_provider]
+                if not r.new_customer
+                else [r.configuration, r.tax_provider, r.customer_name, r.custom_fields, r.aliases]
+            )
             records.append((r.customer_id, r.billing_provider, r.delivery_method_id, fingerprint, body))
         self.db.executemany(
             "INSERT INTO staged (customer_id, billing_provider, delivery_method_id, fingerprint, body) "
@@ -237,8 +272,11 @@ def _grouped(cursor: sqlite3.Cursor) -> Iterator[tuple[str, list[IdentityGroup]]
 
 
 def _row(customer_id: str, provider: str, dm_id: str, body: str) -> StagedRow:
-    row_no, key, method, configuration, tax, given, alias, row_key, row_hash, settled = json.loads(body)
+    (
+        row_no, key, method, configuration, tax, given, alias, row_key, row_hash, settled,
+        name, aliases, custom_fields, missing,
+    ) = json.loads(body)  # fmt: skip
     return StagedRow(
         row_no, key, customer_id, provider, dm_id, method, configuration, tax, given,
-        alias, row_key, row_hash, settled,
+        alias, row_key, row_hash, settled, name, aliases, custom_fields, missing,
     )  # fmt: skip

@@ -253,3 +253,51 @@ def test_configuration_json_cannot_carry_is_rejected_with_its_place(configuratio
 def test_deep_but_reasonable_configuration_is_kept() -> None:
     row = parse_row({**GOOD, "configuration": _deep(30)})
     assert isinstance(row, BillingConfigRow)
+
+
+# -- the customer columns (create_missing_customers) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ('["a", "b"]', ("a", "b")),
+        ("a, b ,, c", ("a", "b", "c")),
+        (["a", "a", 7], ("a", "7")),
+        ("", ()),
+        (None, ()),
+    ],
+)
+def test_ingest_aliases_as_json_array_list_or_comma_separated_text(
+    given: Any, expected: tuple[str, ...]
+) -> None:
+    row = parse_row({**GOOD, "ingest_aliases": given})
+    assert isinstance(row, BillingConfigRow)
+    assert row.ingest_aliases == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "needle"),
+    [
+        ({"ingest_aliases": "[not json"}, "ingest_aliases", "not a JSON array"),
+        ({"ingest_aliases": '{"a": 1}'}, "ingest_aliases", "JSON array"),
+        ({"ingest_aliases": ["ok", ""]}, "ingest_aliases", "ingest_aliases[1]"),
+        ({"ingest_aliases": ["x" * 129]}, "ingest_aliases", "at most 128"),
+        ({"ingest_aliases": [f"a{i}" for i in range(2001)]}, "ingest_aliases", "at most 2000"),
+        ({"custom_fields": "{bad"}, "custom_fields", "not valid JSON"),
+        ({"custom_fields": '{"tier": 3}'}, "custom_fields", "custom_fields.tier must be text"),
+        ({"custom_fields": "[1]"}, "custom_fields", "JSON object"),
+        ({"customer_name": 12}, "customer_name", "must be text"),
+    ],
+)
+def test_customer_columns_name_the_field(change: dict[str, Any], field: str, needle: str) -> None:
+    problems = parse_row({**GOOD, **change})
+    assert isinstance(problems, list)
+    assert [p.field for p in problems] == [field]
+    assert needle in problems[0].reason
+
+
+def test_custom_fields_and_name() -> None:
+    row = parse_row({**GOOD, "customer_name": "  Acme Ltd ", "custom_fields": '{"region": "emea"}'})
+    assert isinstance(row, BillingConfigRow)
+    assert (row.customer_name, row.custom_fields) == ("Acme Ltd", {"region": "emea"})
