@@ -10,6 +10,7 @@ the customers (:class:`Share`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
@@ -19,12 +20,13 @@ from airflow_provider_metronome.models.row import BillingConfigRow, RowProblem, 
 from airflow_provider_metronome.models.rules import BILLING_PROVIDERS, configuration_problems
 from airflow_provider_metronome.sync.ledger import RowFacts, Settled, raw_facts, row_identity
 from airflow_provider_metronome.sync.progress import Progress
-from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
+from airflow_provider_metronome.sync.resolve import AliasBook, DeliveryMethods
 from airflow_provider_metronome.sync.sources import bucket, customer_key, placed_by_sql
 from airflow_provider_metronome.sync.staging import StagedRow, Staging, new_customer_key
 
 if TYPE_CHECKING:
     import logging
+    import sqlite3
     from concurrent.futures import ThreadPoolExecutor
 
     from airflow_provider_metronome.client.api import MetronomeApi
@@ -121,6 +123,38 @@ class _Parsed:
         )  # fmt: skip
 
 
+class _Waiting:
+    """Valid rows waiting for their aliases to be resolved, in the staging database."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.count = 0
+        db.execute("CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+
+    def add(self, p: _Parsed) -> None:
+        settled = (
+            None
+            if p.settled is None
+            else [p.settled.row_hash, p.settled.configuration_id, p.settled.customer_id]
+        )
+        body = [p.number, p.key, p.row.model_dump(), p.owned, p.row_key, p.row_hash, settled]
+        self.db.execute("INSERT INTO waiting (body) VALUES (?)", (json.dumps(body, separators=(",", ":")),))
+        self.count += 1
+
+    def chunks(self, size: int) -> Iterator[list[_Parsed]]:
+        cursor = self.db.execute("SELECT body FROM waiting ORDER BY seq")
+        while batch := cursor.fetchmany(size):
+            parsed = []
+            for (text,) in batch:
+                number, key, row, owned, row_key, row_hash, settled = json.loads(text)
+                row["ingest_aliases"] = tuple(row["ingest_aliases"])
+                parsed.append(_Parsed(
+                    number, key, BillingConfigRow.model_construct(**row), owned, row_key, row_hash,
+                    None if settled is None else Settled(*settled),
+                ))  # fmt: skip
+            yield parsed
+
+
 class RowReader:
     """Reads, validates, resolves and stages rows (pass 1).
 
@@ -165,8 +199,18 @@ class RowReader:
         self.create_customers = create_customers
 
     def stage(self, rows: Iterable[Mapping[str, Any]], staging: Staging, pool: ThreadPoolExecutor) -> None:
-        """Read every row; stage the good ones of this share, reject the bad ones."""
-        aliases = AliasResolver(lambda alias: pool.submit(self.api.find_customer_by_ingest_alias, alias))
+        """Read every row; stage the good ones of this share, reject the bad ones.
+
+        Rows that need an alias resolved wait in the staging database until the whole
+        source is read: the run's aliases are then resolved at once, the cheaper way
+        (:class:`~.resolve.AliasBook`), and those rows are staged.
+        """
+        book = AliasBook(
+            staging.db,
+            lambda: self.api.iter_customers(),
+            lambda alias: pool.submit(self.api.find_customer_by_ingest_alias, alias),
+        )
+        waiting = _Waiting(staging.db)
         progress = Progress(self.log, "Rows read", interval=self.progress_interval)
         number = 0
         for chunk in chunks(rows, self.chunk_size):
@@ -174,18 +218,31 @@ class RowReader:
             number += len(chunk)
             if self.ledger is not None and parsed:
                 self._settle(parsed)
-            wanted = [
-                alias for p in parsed if self.verify or not p.settled for alias in _aliases_to_resolve(p.row)
-            ]
-            resolved = aliases.resolve_many(wanted) if wanted else {}
-            staged = [s for s in (self._resolve(p, resolved) for p in parsed) if s is not None]
-            staging.add(staged)
-            self.report.record_staged(len(staged))
+            ready = []
+            for p in parsed:
+                wanted = [] if p.settled is not None and not self.verify else _aliases_to_resolve(p.row)
+                if wanted:
+                    book.want(wanted)
+                    waiting.add(p)
+                else:
+                    ready.append(p)
+            self._stage(ready, {}, staging)
             progress.update(number)
+        if waiting.count:
+            stats = book.resolve()
+            self.log.info("Aliases resolved: %s", stats.describe())
+            for parsed in waiting.chunks(self.chunk_size):
+                aliases = book.resolved(a for p in parsed for a in _aliases_to_resolve(p.row))
+                self._stage(parsed, aliases, staging)
         self.log.info(
-            "Read %d rows: %d valid, %d rejected, %d alias lookups",
-            self.report.rows_read, self.report.valid, self.report.rejected, aliases.lookups,
+            "Read %d rows: %d valid, %d rejected, %s",
+            self.report.rows_read, self.report.valid, self.report.rejected, book.stats.describe(),
         )  # fmt: skip
+
+    def _stage(self, parsed: list[_Parsed], aliases: dict[str, str | None], staging: Staging) -> None:
+        staged = [s for s in (self._resolve(p, aliases) for p in parsed) if s is not None]
+        staging.add(staged)
+        self.report.record_staged(len(staged))
 
     def _parse(self, chunk: list[Any], before: int) -> list[_Parsed]:
         """Validate a chunk: reject the bad rows this share owns, return the good ones it may own."""

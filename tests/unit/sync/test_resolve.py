@@ -1,4 +1,4 @@
-"""``sync/resolve.py``: ingest aliases to customers (cached, looked up at once), delivery methods to ids."""
+"""``sync/resolve.py``: a run's ingest aliases to customers (listed or looked up), delivery methods to ids."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_metronome.sync.resolve import AliasResolver, DeliveryMethods
+from airflow_provider_metronome.sync.resolve import DeliveryMethods
 
 ACME = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01"
 GLOBEX = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a02"
@@ -18,114 +18,45 @@ AWS_SQS_DM = "6b1f1d2f-1e9c-4d5f-8b54-6a4b7d1c2e03"
 DIRECT = "direct_to_billing_provider"
 
 
-class FakeCustomers:
-    """Stands in for ``find_customer_by_ingest_alias``: records each lookup, answers from a table.
-
-    Its futures record, when waited on, how many lookups had been started by then.
-    """
-
-    def __init__(self, by_alias: dict[str, str | int]) -> None:
-        self.by_alias = by_alias
-        self.started: list[str] = []
-        self.started_when_first_awaited: int | None = None
-
-    def lookup(self, alias: str) -> Future[dict[str, Any] | None]:
-        self.started.append(alias)
-        fake = self
-
-        class Recorded(Future[dict[str, Any] | None]):
-            def result(self, timeout: float | None = None) -> dict[str, Any] | None:
-                if fake.started_when_first_awaited is None:
-                    fake.started_when_first_awaited = len(fake.started)
-                return super().result(timeout)
-
-        future: Future[dict[str, Any] | None] = Recorded()
-        found = self.by_alias.get(alias)
-        future.set_result(None if found is None else {"id": found, "name": alias})
-        return future
-
-
-def test_aliases_resolve_to_customer_ids_and_unknown_ones_to_none() -> None:
-    """Known aliases give their customer's id, unknown ones ``None``."""
-    fake = FakeCustomers({"acme": ACME, "globex": GLOBEX})
-    assert AliasResolver(fake.lookup).resolve_many(["acme", "nobody", "globex"]) == {
-        "acme": ACME, "nobody": None, "globex": GLOBEX,
-    }  # fmt: skip
-
-
-def test_every_uncached_alias_is_looked_up_once_and_all_at_once() -> None:
-    """Repeated aliases are looked up once; every lookup starts before the first answer is awaited."""
-    fake = FakeCustomers({"acme": ACME, "globex": GLOBEX})
-    resolver = AliasResolver(fake.lookup)
-    resolver.resolve_many(["acme", "globex", "acme", "nobody", "globex"])
-    assert sorted(fake.started) == ["acme", "globex", "nobody"]
-    assert fake.started_when_first_awaited == 3
-    assert resolver.lookups == 3
-
-
-def test_hits_and_misses_are_cached() -> None:
-    """A second resolve of known and unknown aliases makes no lookup; ``lookups`` counts only real ones."""
-    fake = FakeCustomers({"acme": ACME})
-    resolver = AliasResolver(fake.lookup)
-    resolver.resolve_many(["acme", "nobody"])
-    assert resolver.resolve_many(["nobody", "acme"]) == {"acme": ACME, "nobody": None}
-    assert len(fake.started) == 2
-    assert resolver.lookups == 2
-    resolver.resolve_many(["acme", "globex"])
-    assert fake.started[2:] == ["globex"]
-    assert resolver.lookups == 3
-
-
-def test_the_cache_is_bounded_and_least_recently_used_goes_first() -> None:
-    """With room for 2, the alias not used for longest is forgotten (a hit counts as a use)."""
-    fake = FakeCustomers({"a": "id-a", "b": "id-b", "c": "id-c"})
-    resolver = AliasResolver(fake.lookup, cache_size=2)
-    resolver.resolve_many(["a"])
-    resolver.resolve_many(["b"])
-    resolver.resolve_many(["a"])  # a hit: now b is the oldest
-    resolver.resolve_many(["c"])  # evicts b
-    assert fake.started == ["a", "b", "c"]
-    resolver.resolve_many(["a", "c"])
-    assert fake.started == ["a", "b", "c"], "a and c are still cached"
-    resolver.resolve_many(["b"])
-    assert fake.started == ["a", "b", "c", "b"], "b was evicted"
-
-
-def test_numeric_customer_ids_become_text() -> None:
-    """An id the API gives as a number is returned as a string."""
-    assert AliasResolver(FakeCustomers({"acme": 42}).lookup).resolve_many(["acme"]) == {"acme": "42"}
-
-
-def test_no_aliases_no_lookups() -> None:
-    """An empty input resolves to an empty mapping without a lookup."""
-    fake = FakeCustomers({})
-    assert AliasResolver(fake.lookup).resolve_many([]) == {}
-    assert fake.started == []
-
-
 def test_a_failed_lookup_is_raised() -> None:
-    """An error of the API call surfaces from ``resolve_many``; it is not taken for an unknown alias."""
+    """An error of the API call surfaces from ``resolve``; it is not taken for an unknown alias."""
 
     def lookup(alias: str) -> Future[dict[str, Any] | None]:
         future: Future[dict[str, Any] | None] = Future()
         future.set_exception(RuntimeError(f"lookup of {alias} failed"))
         return future
 
+    import sqlite3
+
+    from airflow_provider_metronome.sync.resolve import AliasBook
+
+    aliases = AliasBook(sqlite3.connect(":memory:"), lambda: iter(()), lookup)
+    aliases.want(["acme"])
     with pytest.raises(RuntimeError, match="lookup of acme failed"):
-        AliasResolver(lookup).resolve_many(["acme"])
+        aliases.resolve()
 
 
-def test_lookups_run_in_a_real_thread_pool() -> None:
-    """Used as the engine does, with ``pool.submit``: 200 aliases resolved correctly in parallel."""
-    table = {f"alias-{i}": f"id-{i}" for i in range(0, 200, 2)}
+def test_lookups_run_in_a_real_thread_pool_and_ids_become_text() -> None:
+    """Used as the engine does, with ``pool.submit``: aliases resolved correctly in parallel."""
+    import sqlite3
+
+    from airflow_provider_metronome.sync.resolve import AliasBook
+
+    table = {f"alias-{i}": i for i in range(0, 8, 2)}
     with ThreadPoolExecutor(8) as pool:
-        resolver = AliasResolver(lambda alias: pool.submit(lambda: _found(table, alias)))
-        result = resolver.resolve_many(f"alias-{i}" for i in range(200))
-    assert result == {f"alias-{i}": (f"id-{i}" if i % 2 == 0 else None) for i in range(200)}
-    assert resolver.lookups == 200
+        aliases = AliasBook(
+            sqlite3.connect(":memory:"),
+            lambda: iter(()),
+            lambda alias: pool.submit(lambda: _found(table, alias)),
+        )
+        aliases.want(f"alias-{i}" for i in range(8))
+        stats = aliases.resolve()
+    wanted = [f"alias-{i}" for i in range(8)]
+    assert aliases.resolved(wanted) == {f"alias-{i}": (str(i) if i % 2 == 0 else None) for i in range(8)}
+    assert stats.lookups == 8
 
 
-def _found(table: dict[str, str], alias: str) -> dict[str, Any] | None:
+def _found(table: dict[str, int], alias: str) -> dict[str, Any] | None:
     return {"id": table[alias]} if alias in table else None
 
 
@@ -217,3 +148,87 @@ def test_no_delivery_methods_at_all() -> None:
         "no direct_to_billing_provider delivery method is configured for stripe (none is set up for it)",
     )
     assert empty.resolve("stripe", None, STRIPE_DM)[:2] == (None, "delivery_method_id")
+
+
+# -- AliasBook: a run's aliases resolved at once, by listing or one by one --------------------
+
+
+class Account:
+    """An account's active customers, listed 100 a page; counts pages and lookups."""
+
+    def __init__(self, customers: int, *, archived: tuple[str, ...] = ()) -> None:
+        self.customers = [{"id": f"id-{i}", "ingest_aliases": [f"a-{i}", f"b-{i}"]} for i in range(customers)]
+        self.archived = set(archived)  # aliases held by archived customers: never listed nor found
+        self.pages = 0
+        self.lookups: list[str] = []
+
+    def list_customers(self) -> Any:
+        for start in range(0, len(self.customers), 100):
+            self.pages += 1
+            yield from self.customers[start : start + 100]
+
+    def lookup(self, alias: str) -> Future[dict[str, Any] | None]:
+        self.lookups.append(alias)
+        future: Future[dict[str, Any] | None] = Future()
+        found = next((c for c in self.customers if alias in c["ingest_aliases"]), None)
+        future.set_result(found)
+        return future
+
+
+def book(account: Account) -> Any:
+    import sqlite3
+
+    from airflow_provider_metronome.sync.resolve import AliasBook
+
+    return AliasBook(sqlite3.connect(":memory:"), account.list_customers, account.lookup)
+
+
+def test_many_aliases_are_resolved_by_listing_the_account_once() -> None:
+    account = Account(1000)
+    aliases = book(account)
+    wanted = [f"a-{i}" for i in range(0, 1000, 3)] + ["nobody", "gone"]
+    aliases.want(wanted)
+    stats = aliases.resolve()
+    assert account.lookups == []
+    assert (stats.pages, stats.listed_all, stats.aliases) == (10, True, len(wanted))
+    found = aliases.resolved(wanted)
+    assert found["a-3"] == "id-3"
+    assert found["nobody"] is None
+    assert found["gone"] is None
+
+
+def test_a_few_aliases_are_looked_up_one_by_one() -> None:
+    account = Account(1000)
+    aliases = book(account)
+    aliases.want(["a-1", "b-2", "nobody"])
+    stats = aliases.resolve()
+    assert (account.pages, stats.pages) == (0, 0)
+    assert sorted(account.lookups) == ["a-1", "b-2", "nobody"]
+    assert aliases.resolved(["a-1", "b-2", "nobody"]) == {"a-1": "id-1", "b-2": "id-2", "nobody": None}
+
+
+def test_listing_stops_once_lookups_are_cheaper() -> None:
+    """20 aliases in an account of 100,000 customers (1,000 pages): a few pages, then lookups."""
+    account = Account(100_000)
+    aliases = book(account)
+    wanted = [f"a-{i}" for i in range(50_000, 50_020)]
+    aliases.want(wanted)
+    stats = aliases.resolve()
+    assert stats.pages <= 3
+    assert not stats.listed_all
+    assert stats.pages + stats.lookups <= 2 * len(wanted)
+    assert aliases.resolved(wanted) == {a: f"id-{a[2:]}" for a in wanted}
+
+
+def test_listing_and_lookups_give_the_same_answers() -> None:
+    wanted = [f"a-{i}" for i in range(0, 300)] + [f"b-{i}" for i in range(250, 320)] + ["x", "y"]
+    listed, looked = Account(300), Account(300)
+    by_listing, by_lookup = book(listed), book(looked)
+    by_listing.want(wanted)
+    by_listing.resolve()
+    for alias in wanted:
+        by_lookup.want([alias])
+        by_lookup.resolve()
+    assert listed.lookups == []
+    assert looked.pages == 0
+    assert by_listing.resolved(wanted) == by_lookup.resolved(wanted)
