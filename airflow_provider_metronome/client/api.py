@@ -63,6 +63,11 @@ class MetronomeApi(Protocol):
         """HTTP requests sent so far (every retry counts)."""
         ...
 
+    @property
+    def api_calls_by_endpoint(self) -> dict[str, int]:
+        """HTTP requests sent so far by endpoint (``"GET /v1/customers"``: ids grouped by template)."""
+        ...
+
     def close(self) -> None:
         """Close the HTTP connection pool."""
         ...

@@ -91,6 +91,16 @@ class MetronomeClient(MetronomeEndpoints):
         """HTTP requests sent so far by the typed calls and :meth:`test_connection` (every retry counts)."""
         return self.executor.calls
 
+    @property
+    def api_calls_by_endpoint(self) -> dict[str, int]:
+        """HTTP requests sent so far by endpoint, as :attr:`api_calls` counts them (a copy).
+
+        Keyed ``"<METHOD> <path template>"``: ``"GET /v1/customers"``,
+        ``"POST /v1/customers/{customer_id}/setIngestAliases"`` (ids are grouped by
+        template). The values add up to :attr:`api_calls`.
+        """
+        return self.executor.calls_by_endpoint
+
     def get_conn(self) -> Metronome:
         """Return the official SDK client (``metronome.Metronome``).
 
@@ -125,7 +135,7 @@ class MetronomeClient(MetronomeEndpoints):
             sdk = self.transport.raw()
         except Exception as err:  # the connection is unusable: no token, bad timeout
             return False, errors.scrub(f"Cannot test the Metronome connection: {err}")
-        self.executor.count_call()
+        self.executor.count_call(*_HEALTH_CALL.split(" "))
         try:
             answer: Any = sdk.v1.customers.with_raw_response.list(limit=1).http_response.json()
         except APIStatusError as err:

@@ -5,8 +5,10 @@ Idempotency-Key across retries of a lost answer, switches to a fresh key after a
 (after asking the caller to check what was created), retries 429s for as long as the
 request's wait budget lasts while the whole client slows down (:mod:`.throttle`), and
 retries a 409 only briefly and only with the same key. It counts every request sent
-(:attr:`RequestExecutor.calls`) and raises only the provider's exceptions, scrubbed
-(:mod:`.errors`).
+(:attr:`RequestExecutor.calls`), also by endpoint (:attr:`RequestExecutor.calls_by_endpoint`,
+keyed ``"GET /v1/customers/{customer_id}"``: an id in a path counts under its
+template, :func:`endpoint_template`) and raises only the provider's exceptions,
+scrubbed (:mod:`.errors`).
 
 All of its state belongs to the instance: one executor per client, shared by that
 client's threads.
@@ -14,6 +16,7 @@ client's threads.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +36,49 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Collections whose next path segment is a resource id, and the name of that id
+# (https://docs.metronome.com/api-reference: /v1/customers/{customer_id}/...).
+_ID_AFTER = {
+    "customers": "customer_id",
+    "plans": "plan_id",
+    "invoices": "invoice_id",
+    "billable-metrics": "billable_metric_id",
+}
+# Words that follow such a collection and are not an id (POST /v1/customers/archive).
+_NOT_IDS = frozenset({"archive"})
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Paths already seen that hold no id (they are their own template): a dict lookup per call.
+_STATIC: dict[str, str] = {}
+
+
+def endpoint_template(path: str) -> str:
+    """``path`` with its resource ids replaced by their names: the endpoint it calls.
+
+    ``/v1/customers/3f2c.../setIngestAliases`` gives
+    ``/v1/customers/{customer_id}/setIngestAliases``; a UUID anywhere else gives ``{id}``;
+    a query string is dropped.
+
+    :param path: the API path of a request.
+    """
+    known = _STATIC.get(path)
+    if known is not None:
+        return known
+    bare = path.split("?", 1)[0]
+    segments = bare.split("/")
+    for i in range(1, len(segments)):
+        segment = segments[i]
+        if not segment:
+            continue
+        name = _ID_AFTER.get(segments[i - 1])
+        if name is not None and segment not in _NOT_IDS and not segment.startswith("{"):
+            segments[i] = f"{{{name}}}"
+        elif _UUID.fullmatch(segment):
+            segments[i] = "{id}"
+    template = "/".join(segments)
+    if template == path and len(_STATIC) < 1024:
+        _STATIC[path] = path
+    return template
+
 
 class RequestExecutor:
     """Runs requests under a retry policy, paced, counted, with errors mapped and scrubbed.
@@ -48,6 +94,7 @@ class RequestExecutor:
         self.limiter = AdaptiveRateLimiter()
         self.retry_log = RetryLog(log)
         self._calls = 0
+        self._by_endpoint: dict[str, int] = {}
         self._calls_lock = threading.Lock()
 
     @property
@@ -55,10 +102,30 @@ class RequestExecutor:
         """HTTP requests sent so far (every retry counts)."""
         return self._calls
 
-    def count_call(self) -> None:
-        """Count one request sent (also by callers that send outside :meth:`request`)."""
+    @property
+    def calls_by_endpoint(self) -> dict[str, int]:
+        """HTTP requests sent so far by endpoint, e.g. ``{"GET /v1/customers": 12}`` (a copy).
+
+        Every retry counts; an id in a path counts under its template
+        (``"POST /v1/customers/{customer_id}/setIngestAliases"``, see :func:`endpoint_template`).
+        The values add up to :attr:`calls`.
+        """
+        with self._calls_lock:
+            return dict(self._by_endpoint)
+
+    def count_call(self, method: str = "", path: str = "") -> None:
+        """Count one request sent (also by callers that send outside :meth:`request`).
+
+        :param method: its HTTP method.
+        :param path: its API path (ids are grouped by template).
+        """
+        key = f"{method} {endpoint_template(path)}" if method or path else "unknown"
+        self._count(key)
+
+    def _count(self, key: str) -> None:
         with self._calls_lock:
             self._calls += 1
+            self._by_endpoint[key] = self._by_endpoint.get(key, 0) + 1
 
     def flush(self) -> None:
         """Log the retry counts not yet logged."""
@@ -153,6 +220,7 @@ class _Attempts:
         self.errors = executor.errors
         self.method = method
         self.path = path
+        self.endpoint = f"{method} {endpoint_template(path)}"
         self.policy = executor.policy
         self.retries = self.policy.max_retries if max_retries is None else max_retries
         self.keyed = keyed
@@ -167,7 +235,7 @@ class _Attempts:
     def start(self) -> float:
         """Count an attempt; return how long to wait first (client-side pacing)."""
         self.attempt += 1
-        self.executor.count_call()
+        self.executor._count(self.endpoint)
         return self.limiter.reserve()
 
     def succeeded(self) -> None:

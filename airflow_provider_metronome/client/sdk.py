@@ -22,6 +22,7 @@ from airflow_provider_metronome.client.redact import install_log_filter
 from airflow_provider_metronome.client.settings import warn_if_cleartext
 
 if TYPE_CHECKING:
+    import httpx
     from metronome import Metronome
 
     from airflow_provider_metronome.client.settings import ClientSettings
@@ -48,6 +49,45 @@ def user_agent() -> str:
     return f"airflow-provider-metronome/{__version__}"
 
 
+def _sdk_class() -> type[Metronome]:
+    """``metronome.Metronome`` with two per-request costs paid once per client.
+
+    The SDK rebuilds its default headers (a dozen entries, the token's among them)
+    and re-parses the joined base URL and path for every request; both depend only
+    on the client and the path, so they are kept. Everything else (and every header
+    sent) is the SDK's own.
+    """
+    global _SDK_CLASS
+    if _SDK_CLASS is not None:
+        return _SDK_CLASS
+    from metronome import Metronome
+
+    class _Metronome(Metronome):
+        @property
+        def default_headers(self) -> dict[str, Any]:
+            cached: dict[str, Any] | None = self.__dict__.get("_default_headers_cache")
+            if cached is None:
+                cached = self.__dict__["_default_headers_cache"] = dict(super().default_headers)
+            return cached
+
+        def _prepare_url(self, url: str) -> httpx.URL:
+            urls: dict[str, httpx.URL] = self.__dict__.setdefault("_prepared_urls", {})
+            prepared = urls.get(url)
+            if prepared is None:
+                prepared = super()._prepare_url(url)
+                if len(urls) >= _MAX_PREPARED_URLS:  # paths with ids: keep the cache small
+                    urls.clear()
+                urls[url] = prepared
+            return prepared
+
+    _SDK_CLASS = _Metronome
+    return _Metronome
+
+
+_SDK_CLASS: type[Metronome] | None = None
+_MAX_PREPARED_URLS = 256
+
+
 def build_sdk_client(settings: ClientSettings) -> Metronome:
     """Build the official SDK client for ``settings`` (checked first).
 
@@ -55,7 +95,6 @@ def build_sdk_client(settings: ClientSettings) -> Metronome:
     :raises MetronomeConfigError: the settings cannot make a request (see :meth:`ClientSettings.check`).
     """
     import httpx
-    from metronome import Metronome
 
     from airflow_provider_metronome.client.transport import DeadlineClient
 
@@ -75,7 +114,7 @@ def build_sdk_client(settings: ClientSettings) -> Metronome:
     )
     # The SDK, httpx and httpcore loggers exist now: keep the secrets out of them.
     install_log_filter()
-    return Metronome(
+    return _sdk_class()(
         bearer_token=settings.token,
         base_url=settings.base_url,
         timeout=timeout,

@@ -120,7 +120,7 @@ def _protocol_members() -> list[str]:
     return [
         name
         for name in vars(MetronomeApi)
-        if not name.startswith("_") and name not in ("settings", "api_calls")
+        if not name.startswith("_") and name not in ("settings", "api_calls", "api_calls_by_endpoint")
     ]
 
 
@@ -136,6 +136,11 @@ def test_the_client_and_the_hook_offer_every_call_of_the_protocol_with_its_signa
             assert actual.parameters[param.name].kind == param.kind, (name, param.name)
     for name in ("settings", "api_calls"):
         assert hasattr(cls, name) or name in cls.__annotations__
+
+
+def test_the_client_offers_the_protocols_properties() -> None:
+    for name in ("api_calls", "api_calls_by_endpoint"):
+        assert isinstance(inspect.getattr_static(MetronomeClient, name), property), name
 
 
 def test_the_hooks_calls_are_the_clients(monkeypatch: pytest.MonkeyPatch) -> None:
