@@ -185,3 +185,70 @@ def test_secrets_appear_nowhere_in_airflow_home(emulator: RunningEmulator, tmp_p
     for secret in (TOKEN, AVALARA_PASSWORD):
         leaks = [name for name, blob in searched.items() if secret.encode() in blob]
         assert leaks == [], f"{secret[:4]}… found in {leaks}"
+
+
+_MIGRATION = """
+import json, os, sys
+from airflow_provider_metronome.client import MetronomeClient
+from airflow_provider_metronome.sync import BillingConfigSync, SyncOptions
+rows = json.load(open(sys.argv[1]))
+client = MetronomeClient(os.environ["EMULATOR_URL"], os.environ["EMULATOR_TOKEN"])
+BillingConfigSync(client, SyncOptions(create_missing_customers=True, max_concurrency=8)).run(rows)
+"""
+
+
+def _migration_rows(customers: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for i in range(customers):
+        common = {"ingest_alias": f"mig-{i}", "customer_name": f"Migrated {i}", "ingest_aliases": [f"mig-{i}-eu"],
+                  "delivery_method": "direct_to_billing_provider"}  # fmt: skip
+        rows.append(
+            {**common, "billing_provider": "stripe", "configuration": {"stripe_customer_id": f"cus_{i}"}}
+        )
+        if i % 3 == 0:
+            rows.append(
+                {**common, "billing_provider": "netsuite", "configuration": {"netsuite_customer_id": f"n{i}"}}
+            )
+    return rows
+
+
+def test_killed_migration_then_rerun_creates_each_customer_once(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    """SIGKILL a migration after some customers were created (some answers lost); a re-run ends exact."""
+    from airflow_provider_metronome.client import MetronomeClient
+    from airflow_provider_metronome.sync import BillingConfigSync, SyncOptions
+
+    customers = 400
+    rows = _migration_rows(customers)
+    source = tmp_path / "rows.json"
+    source.write_text(json.dumps(rows))
+    emulator.admin("faults", {"latency_ms": 20})
+    env = {**os.environ, "EMULATOR_URL": emulator.url, "EMULATOR_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-c", _MIGRATION, str(source)], env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    created = 0
+    while created < 30:
+        assert proc.poll() is None, "the migration finished before it could be killed"
+        assert time.monotonic() < deadline, "no customer was created in time"
+        time.sleep(0.02)
+        created = emulator.admin("stats")["by_operation_status"].get("createCustomer 200", 0)
+    os.killpg(proc.pid, signal.SIGKILL)  # requests in flight: committed, their answers lost
+    proc.wait(timeout=30)
+    emulator.admin("faults", {"latency_ms": 0})
+    time.sleep(1)  # the requests the killed process left in flight are still applied
+    partial = [c for c in emulator.admin("state")["customers"] if c["name"].startswith("Migrated")]
+    assert 0 < len(partial) < customers, len(partial)
+
+    report = BillingConfigSync(
+        MetronomeClient(emulator.url, TOKEN), SyncOptions(create_missing_customers=True)
+    ).run(rows)
+    assert report.rejected == 0
+    state = emulator.admin("state")
+    migrated = {c["id"]: c for c in state["customers"] if c["name"].startswith("Migrated")}
+    assert sorted(c["ingest_aliases"][0] for c in migrated.values()) == sorted(
+        f"mig-{i}" for i in range(customers)
+    )
+    configs = [c for c in state["billing_provider_configurations"] if c["customer_id"] in migrated]
+    assert len(configs) == len(rows), "every configuration exactly once"
+    assert report.customers_created == customers - len(partial)
