@@ -206,6 +206,12 @@ class MetronomeHook(BaseHook):
         client: MetronomeClient | None = self.__dict__.get("client")
         return client.api_calls if client is not None else 0
 
+    @property
+    def api_calls_by_endpoint(self) -> dict[str, int]:
+        """HTTP requests sent so far, by endpoint (``"GET /v1/customers"``: ids grouped by template)."""
+        client: MetronomeClient | None = self.__dict__.get("client")
+        return client.api_calls_by_endpoint if client is not None else {}
+
     def close(self) -> None:
         """Close the client's HTTP connection pool, if one was opened; log pending retry counts."""
         client: MetronomeClient | None = self.__dict__.get("client")

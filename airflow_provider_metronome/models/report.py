@@ -76,6 +76,8 @@ class SyncReport(BaseModel):
     # The customer, when the sync touched exactly one (the task's link opens its page).
     only_customer_id: str | None = None
     api_calls: int = 0
+    # the same, by endpoint ("GET /v1/customers": alias lookups and listing pages alike)
+    api_calls_by_endpoint: dict[str, int] = Field(default_factory=dict)
     seconds: float = 0.0
     by_provider: dict[str, dict[str, int]] = Field(default_factory=dict)
     created_ids: list[str] = Field(default_factory=list)
@@ -196,6 +198,7 @@ class SyncReport(BaseModel):
             "customers_created": self.customers_created,
             "aliases_added": self.aliases_added,
             "api_calls": self.api_calls,
+            "api_calls_by_endpoint": self.api_calls_by_endpoint,
             "seconds": round(self.seconds, 2),
             "by_provider": self.by_provider,
             "tax_delivery_methods": self.tax_delivery_methods,
@@ -214,7 +217,7 @@ class SyncReport(BaseModel):
         ]
         if self.customers_created or self.aliases_added:
             cverb = "would create" if self.dry_run else "created"
-            aadd = "would add" if self.dry_run else "added"
+            aadd = "to add" if self.dry_run else "added"
             lines.append(
                 f"  customers: {cverb} {self.customers_created}; ingest aliases {aadd} to existing "
                 f"customers: {self.aliases_added}"
@@ -246,6 +249,7 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """
     total: dict[str, Any] = {"partitions": 0, "dry_run": False, **dict.fromkeys(_SUMMED, 0)}
     by_provider: dict[str, dict[str, int]] = {}
+    by_endpoint: dict[str, int] = {}
     avalara: list[str] = []
     for summary in summaries:
         total["partitions"] += 1
@@ -256,9 +260,12 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             merged = by_provider.setdefault(provider, {})
             for outcome, n in counts.items():
                 merged[outcome] = merged.get(outcome, 0) + n
+        for endpoint, n in summary.get("api_calls_by_endpoint", {}).items():
+            by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + int(n)
         for dm_id in summary.get("tax_delivery_methods", {}).get("avalara", []):
             if dm_id not in avalara:
                 avalara.append(dm_id)
     total["by_provider"] = by_provider
+    total["api_calls_by_endpoint"] = by_endpoint
     total["avalara_delivery_method_ids"] = avalara
     return total

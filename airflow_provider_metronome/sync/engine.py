@@ -155,6 +155,7 @@ class BillingConfigSync:
         """
         start = time.monotonic()
         calls_before = self.api.api_calls
+        by_endpoint_before = self.api.api_calls_by_endpoint
         opts = self.options
         self.log.info(
             "Sync starts: mode=%s dry_run=%s batch_size=%d max_concurrency=%d create_missing_customers=%s",
@@ -190,6 +191,11 @@ class BillingConfigSync:
             staging.close()
             self.report.seconds = time.monotonic() - start
             self.report.api_calls = self.api.api_calls - calls_before
+            self.report.api_calls_by_endpoint = {
+                endpoint: n - by_endpoint_before.get(endpoint, 0)
+                for endpoint, n in sorted(self.api.api_calls_by_endpoint.items())
+                if n > by_endpoint_before.get(endpoint, 0)
+            }
         self.log.info("Sync done: %s", self.report.text())
         return self.report
 

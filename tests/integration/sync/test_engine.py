@@ -398,3 +398,13 @@ def test_staging_leaves_no_file_behind_even_if_killed(tmp_path: Any) -> None:
     [(customer, groups)] = list(staging.iter_customers())
     assert (customer, groups[0].size, groups[0].rows) == (seeds.ACME, 2, [row])
     staging.close()
+
+
+def test_the_summary_counts_calls_by_endpoint(emulator: RunningEmulator, client: MetronomeClient) -> None:
+    """Alias lookups and listing pages alike show under GET /v1/customers; the counts add up."""
+    emulator.admin("requests", method="DELETE")
+    report = run(client, [stripe("acme", "cus_A"), stripe("globex", "cus_G"), aws(seeds.INITECH, "aws-1")])
+    by_endpoint = report.summary()["api_calls_by_endpoint"]
+    assert sum(by_endpoint.values()) == report.api_calls == sum(ops(emulator).values())
+    assert by_endpoint["GET /v1/customers"] == ops(emulator)["listCustomers"]
+    assert by_endpoint["POST /v1/getCustomerBillingProviderConfigurations"] == 3
