@@ -150,7 +150,7 @@ class Reconciler:
         held_elsewhere: list[str] = []
         seen = 0
         for block in chunks(staging.iter_customers(), _LOCK_BLOCK):
-            if total == 1:
+            if total == 1 and not block[0][0].startswith(NEW_CUSTOMER_PREFIX):
                 self.report.only_customer_id = block[0][0]
             seen += len(block)
             wanted = [(customer_id, self._desired(staging, groups)) for customer_id, groups in block]
@@ -505,6 +505,8 @@ class Reconciler:
                     r.facts(), r.key, outcome.field, outcome.reason, r.billing_provider, staged=True
                 )
         elif isinstance(outcome, Created):
+            if self.report.customers == 1:
+                self.report.only_customer_id = outcome.customer_id  # the task's link opens it
             first = outcome.rows[0]
             self.outcomes.customer_created(
                 outcome.customer_id, first.ingest_alias or "",

@@ -30,6 +30,10 @@ LATENCY_MS = 250
 
 def _assert_exact(dep: Deployment, rows: list[dict[str, Any]], runs: dict[str, str], what: str) -> None:
     report = scenarios.compare(dep.emulator, rows)
+    # The figures, for the record (pytest -s, or the CI log on failure).
+    print(f"{what}: {len(runs)} runs; " + report.describe().splitlines()[0].replace("\n", " ")
+          + f"; duplicates {sum(n - 1 for n in report.duplicates.values())}, missing {len(report.missing)}, "
+          f"unexpected {len(report.unexpected)}")  # fmt: skip
     if not report.exact:
         pytest.fail(
             f"{what}: the final Metronome state is not exactly the desired one\n{report.describe()}\n"

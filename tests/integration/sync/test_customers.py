@@ -328,3 +328,12 @@ def test_new_customers_are_created_exactly_once_through_chaos(emulator: RunningE
     assert report.rejected == 0
     again = run(MetronomeClient(emulator.url, TOKEN), rows)
     assert (again.created, again.unchanged, again.customers_created) == (0, 300, 0)
+
+
+def test_a_sync_that_created_one_customer_links_to_it(
+    emulator: RunningEmulator, client: MetronomeClient
+) -> None:
+    report = run(client, [new_row("newco", "cus_N")])
+    [customer] = by_alias(emulator, "newco")
+    assert report.only_customer_id == customer["id"]
+    assert run(client, [new_row("other", "cus_O")], dry_run=True).only_customer_id is None
