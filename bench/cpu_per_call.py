@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -81,10 +82,10 @@ def _one(emu: RunningEmulator, seed: dict[str, Any], rows: list[dict[str, Any]],
          profiler: _AllThreads | None = None) -> dict[str, Any]:  # fmt: skip
     emu.admin("reset", seed)
     client = MetronomeClient(emu.url, emu.token)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    times0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
     with profiler if profiler is not None else contextlib.nullcontext():
         report = BillingConfigSync(client, SyncOptions(max_concurrency=threads)).run(rows)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    cpu, wall, times = time.process_time() - cpu0, time.perf_counter() - wall0, os.times()
     calls = client.api_calls
     by_endpoint = dict(getattr(client, "api_calls_by_endpoint", {}))
     client.close()
@@ -93,6 +94,8 @@ def _one(emu: RunningEmulator, seed: dict[str, Any], rows: list[dict[str, Any]],
         "calls": calls,
         "cpu_s": round(cpu, 3),
         "cpu_ms_per_call": round(1000 * cpu / max(calls, 1), 4),
+        "user_ms_per_call": round(1000 * (times.user - times0.user) / max(calls, 1), 4),
+        "system_ms_per_call": round(1000 * (times.system - times0.system) / max(calls, 1), 4),
         "wall_s": round(wall, 3),
         "rows_per_second": round(len(rows) / wall, 1),
         "created": report.created,
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     latency = args.latency_ms if args.latency_ms is not None else (20.0 if args.knee else 0.0)
     data = demo_data.build(args.rows, with_bad_rows=False)
     out: dict[str, Any] = {"bench": "cpu_per_call", "rows": args.rows, "latency_ms": latency}
+    profiler: _AllThreads | None = None
     with running_emulator(seed=data.seed, args=["--latency-ms", str(latency)]) as emu:
         _one(emu, data.seed, data.rows[: min(200, args.rows)], args.threads)  # warm up: imports, pool
         if args.knee:
@@ -133,7 +137,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             out["knee"] = knee
         else:
             runs = [_one(emu, data.seed, data.rows, args.threads) for _ in range(args.repeats)]
-            profiler = None
             if args.profile:
                 profiler = _AllThreads()
                 runs_profiled = _one(emu, data.seed, data.rows, args.threads, profiler)
@@ -167,6 +170,7 @@ def _print(out: dict[str, Any]) -> None:
         ("process CPU s", out["cpu_s"]),
         ("CPU ms/call (median)", out["cpu_ms_per_call"]),
         ("CPU ms/call (each repeat)", ", ".join(map(str, out["cpu_ms_per_call_runs"]))),
+        ("  of which user / system", f"{out['user_ms_per_call']} / {out['system_ms_per_call']}"),
         ("wall s", out["wall_s"]),
         ("rows/s", out["rows_per_second"]),
     ]

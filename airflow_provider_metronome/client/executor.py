@@ -140,6 +140,7 @@ class RequestExecutor:
         idempotency_key: str | None = None,
         verify: Callable[[], T | None] | None = None,
         max_retries: int | None = None,
+        endpoint: str | None = None,
     ) -> T:
         """Run ``send`` under the retry policy.
 
@@ -152,11 +153,16 @@ class RequestExecutor:
         :param verify: for writes; called after a 5xx to check whether the write was
             applied anyway. A non-``None`` result is returned as the write's result.
         :param max_retries: overrides the policy's retry count.
+        :param endpoint: the key the request counts under in :attr:`calls_by_endpoint`
+            (``"GET /v1/customers/{customer_id}"``); by default ``method`` and the template
+            of ``path`` (:func:`endpoint_template`).
         :raises MetronomeError: the request failed for good (its subclass says how).
         """
         from metronome import APIConnectionError, APIStatusError
 
-        attempts = _Attempts(self, method, path, max_retries, keyed=idempotency_key is not None)
+        attempts = _Attempts(
+            self, method, path, max_retries, keyed=idempotency_key is not None, endpoint=endpoint
+        )
         key = idempotency_key
         while True:
             delay = attempts.start()
@@ -215,12 +221,13 @@ class _Attempts:
         max_retries: int | None = None,
         *,
         keyed: bool = False,
+        endpoint: str | None = None,
     ) -> None:
         self.executor = executor
         self.errors = executor.errors
         self.method = method
         self.path = path
-        self.endpoint = f"{method} {endpoint_template(path)}"
+        self.endpoint = endpoint or f"{method} {endpoint_template(path)}"
         self.policy = executor.policy
         self.retries = self.policy.max_retries if max_retries is None else max_retries
         self.keyed = keyed

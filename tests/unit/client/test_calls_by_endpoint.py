@@ -103,3 +103,9 @@ def test_counting_is_thread_safe() -> None:
         "GET /v1/customers",
         "POST /v1/customers/{customer_id}/setIngestAliases",
     }
+
+
+def test_a_caller_may_name_the_endpoint() -> None:
+    executor = RequestExecutor(RetryPolicy(), ErrorMapper(ClientSettings(base_url=BASE, token=TOKEN)))
+    executor.request("GET", "/v1/things/t-1", lambda headers: None, endpoint="GET /v1/things/{thing_id}")
+    assert executor.calls_by_endpoint == {"GET /v1/things/{thing_id}": 1}
