@@ -144,7 +144,7 @@ _PARAMS: dict[str, Param] = {
         description="Split the sync into this many parallel tasks, each owning a share of the customers.",
     ),
     "max_concurrency": Param(
-        24,
+        48,
         type="integer",
         minimum=1,
         maximum=64,

@@ -118,7 +118,7 @@ class SetBillingProviderConfigOperator(MetronomeBaseOperator):
         mode: str = "create_missing",
         dry_run: bool | str = False,
         batch_size: int = 100,
-        max_concurrency: int = 24,
+        max_concurrency: int = 48,
         fetch_size: int = 2000,
         max_rejected_rows: int = 0,
         rejects_path: str | None = None,

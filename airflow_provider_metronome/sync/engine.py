@@ -85,7 +85,7 @@ class SyncOptions:
     mode: str = "create_missing"
     dry_run: bool = False
     batch_size: int = 100
-    max_concurrency: int = 24
+    max_concurrency: int = 48
     chunk_size: int = 2000
     progress_interval: float = 30.0
     staging_dir: str | None = None

@@ -261,7 +261,7 @@ def test_every_param_is_optional_or_has_a_default_and_explains_itself() -> None:
     for name in ("window_start", "window_end"):
         assert resolved[name] is None, name
         assert "null" in dag.params.get_param(name).schema["type"], f"{name} is optional"
-    assert resolved["max_concurrency"] == 24
+    assert resolved["max_concurrency"] == 48
     for name in ("warehouse_conn_id", "source_table", "source_sql", "rejects_path"):
         assert name not in dag.params, f"{name} is the DAG author's setting, not a param"
     for name in dag.params:
