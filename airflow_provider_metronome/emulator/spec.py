@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SPEC_FILE = "openapi.yaml"
 
@@ -78,6 +81,34 @@ def _location(path: Any) -> str:
     return text or "body"
 
 
+def _preview(value: str, size: int = 40) -> str:
+    return repr(value if len(value) <= size else value[:size] + "...")
+
+
+def _message(err: ValidationError) -> str:
+    """The violation in words, stating the limit for size rules.
+
+    jsonschema's own text for ``maxItems`` / ``maxLength`` repeats the whole value (a
+    2,001-alias list would fill the message) and does not say the limit; for those
+    the count and the limit are given instead (``ingest_aliases``: "maxItems: 2000",
+    each item "minLength: 1, maxLength: 128" in
+    https://docs.metronome.com/api-reference/customers/create-a-customer.md).
+    """
+    value, limit = err.instance, err.validator_value
+    if err.validator in ("maxItems", "minItems") and isinstance(value, list):
+        bound = f"at most {limit} allowed" if err.validator == "maxItems" else f"at least {limit} required"
+        return f"{len(value)} items given, {bound}"
+    if err.validator in ("maxLength", "minLength") and isinstance(value, str):
+        unit = "character" if limit == 1 else "characters"
+        bound = (
+            f"at most {limit} {unit} allowed"
+            if err.validator == "maxLength"
+            else f"at least {limit} {unit} required"
+        )
+        return f"{_preview(value)} has {len(value)} characters, {bound}"
+    return str(err.message)
+
+
 def body_errors(method: str, path: str, body: Any) -> list[str]:
     """Messages for every violation of the operation's request schema, each naming the field.
 
@@ -90,5 +121,5 @@ def body_errors(method: str, path: str, body: Any) -> list[str]:
         return []
     messages = []
     for err in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path))):
-        messages.append(f"{_location(err.absolute_path)}: {err.message}")
+        messages.append(f"{_location(err.absolute_path)}: {_message(err)}")
     return messages

@@ -383,6 +383,8 @@ class EmulatorState:
             "id": cid,
             "external_id": external_id or (ingest_aliases[0] if ingest_aliases else cid),
             "ingest_aliases": ingest_aliases,
+            # "This will be truncated to 160 characters if the provided name is longer"
+            # (https://docs.metronome.com/api-reference/customers/create-a-customer.md).
             "name": name[:160],
             "customer_config": {"salesforce_account_id": salesforce_account_id},
             "custom_fields": custom_fields or {},
@@ -397,11 +399,31 @@ class EmulatorState:
         return record
 
     def _alias_taken(self, aliases: Iterable[str], owner: str | None) -> str | None:
+        # "Returns 409 Conflict if ingest alias is already in use", and an alias moves
+        # between customers "only if you first remove it from the original customer.
+        # This rule applies to both archived and active customers"
+        # (https://docs.metronome.com/api-reference/idempotency.md): an archived
+        # customer's aliases stay taken until it gives them up with setIngestAliases.
         for alias in aliases:
             holder = self.alias_owner.get(alias)
             if holder is not None and holder != owner:
                 return alias
         return None
+
+    @staticmethod
+    def _aliases_problem(aliases: list[str]) -> Answer | None:
+        # The docs call the aliases a set ("fully replaces the set of ingest aliases",
+        # create-or-update-customer-ingest-aliases.md) and say nothing of repeats: the
+        # emulator refuses a repeated alias rather than guess how it is stored.
+        seen: set[str] = set()
+        for alias in aliases:
+            if alias in seen:
+                return _error(400, f"ingest_aliases: {alias!r} is given more than once")
+            seen.add(alias)
+        return None
+
+    def _conflict(self, alias: str) -> Answer:
+        return _error(409, f"ingest alias {alias!r} is already in use by another customer")
 
     def _match_delivery_methods(self, provider: str, method: str) -> list[dict[str, Any]]:
         return [
@@ -416,11 +438,12 @@ class EmulatorState:
         aliases = list(body.get("ingest_aliases") or [])
         if body.get("external_id"):
             aliases = [body["external_id"], *[a for a in aliases if a != body["external_id"]]]
-        if len(set(aliases)) != len(aliases):
-            return _error(400, "ingest_aliases: contains duplicates")
+        problem = self._aliases_problem(aliases)
+        if problem is not None:
+            return problem
         taken = self._alias_taken(aliases, None)
         if taken is not None:
-            return _error(409, f"ingest alias {taken!r} is already in use by another customer")
+            return self._conflict(taken)
         configs = body.get("customer_billing_provider_configurations") or []
         record = self._add_customer(
             name=body["name"],
@@ -491,10 +514,16 @@ class EmulatorState:
         record = self.customers.get(customer_id)
         if record is None:
             return _error(404, f"customer {customer_id} not found")
+        # "fully replaces the set of ingest aliases for the given customer"
+        # (https://docs.metronome.com/api-reference/customers/create-or-update-customer-ingest-aliases.md):
+        # aliases left out are released, for any customer to take.
         aliases = list(body["ingest_aliases"])
+        problem = self._aliases_problem(aliases)
+        if problem is not None:
+            return problem
         taken = self._alias_taken(aliases, customer_id)
         if taken is not None:
-            return _error(409, f"ingest alias {taken!r} is already in use by another customer")
+            return self._conflict(taken)
         for alias in record["ingest_aliases"]:
             self.alias_owner.pop(alias, None)
         for alias in aliases:
