@@ -157,7 +157,7 @@ def client(prism: Prism) -> MetronomeClient:
 def _no_violations(prism: Prism, request: pytest.FixtureRequest) -> Iterator[None]:
     before = len(prism.violations())
     yield
-    if request.node.name == "test_the_check_catches_a_bad_request":
+    if request.node.name.startswith("test_the_check_catches_a_bad_"):
         return
     new = prism.violations()[before:]
     assert new == [], "Prism reported spec violations:\n" + "\n".join(new)
@@ -253,6 +253,105 @@ def test_customers(prism: Prism, client: MetronomeClient) -> None:
     assert all(verdict for *_, verdict in seen), seen
 
 
+# -- customers the sync creates, and aliases it adds (issue #14) -----------------------------
+
+CREATE = ("POST", "/v1/customers", True)
+# A create request as the migration sends it: several aliases, custom fields, and
+# inline configurations by delivery method name and by id, one with a tax provider.
+CONFIGURATIONS: list[dict[str, Any]] = [
+    {"billing_provider": "stripe", "delivery_method": "direct_to_billing_provider",
+     "configuration": {"stripe_customer_id": "cus_123", "stripe_collection_method": "auto_charge_payment_intent"},
+     "tax_provider": "avalara"},
+    {"billing_provider": "aws_marketplace", "delivery_method_id": DM,
+     "configuration": {"aws_customer_id": "a", "aws_product_code": "p", "aws_region": "us-east-1",
+                       "aws_is_subscription_product": False}},
+    {"billing_provider": "netsuite", "delivery_method": "direct_to_billing_provider",
+     "configuration": {"netsuite_customer_id": "12345"}},
+]  # fmt: skip
+
+
+def _assert_is_a_customer(customer: Any) -> None:
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+    schema = {"$ref": "#/components/schemas/Customer", "components": _spec()["components"]}
+    OAS30Validator(schema, format_checker=oas30_format_checker).validate(customer)
+
+
+def test_create_customer(prism: Prism, client: MetronomeClient) -> None:
+    """Name, aliases, custom fields and inline configurations: the request passes the spec."""
+    before = len(prism.requests())
+    customer = client.create_customer(
+        name="Example, Inc.",
+        ingest_aliases=["team@example.com", "example-eu", "x" * 128],
+        custom_fields={"x_account_id": "KyVnHhSBWl7eY2bl", "region": "emea"},
+        configurations=CONFIGURATIONS,
+        idempotency_key="contract-key-4",
+    )
+    _assert_is_a_customer(customer)
+    minimal = client.create_customer(name="Minimal", ingest_aliases=["minimal"])
+    _assert_is_a_customer(minimal)
+    assert prism.requests_since(before, 2) == [CREATE, CREATE]
+
+
+def test_create_customer_as_the_sync_builds_it(prism: Prism, client: MetronomeClient) -> None:
+    """The engine's own request (NewCustomer from staged rows), sent as the sync sends it, passes too."""
+    from airflow_provider_metronome.sync.customers import Created, NewCustomer, create_customer
+    from airflow_provider_metronome.sync.staging import StagedRow
+
+    rows = [
+        StagedRow(
+            row=number, key=f"row {number}", customer_id="", billing_provider=item["billing_provider"],
+            delivery_method_id=item.get("delivery_method_id", ""),
+            delivery_method=item.get("delivery_method", "direct_to_billing_provider"),
+            configuration=item["configuration"], tax_provider=item.get("tax_provider"),
+            given_delivery="delivery_method_id" if "delivery_method_id" in item else "delivery_method",
+            ingest_alias="team@example.com", customer_name="Example, Inc.",
+            aliases=["example-eu", "example-us"], custom_fields={"x_account_id": "KyVnHhSBWl7eY2bl"},
+        )
+        for number, item in enumerate(CONFIGURATIONS, start=1)
+    ]  # fmt: skip
+    new = NewCustomer("team@example.com", rows)
+    assert new.disagreement() is None
+    before = len(prism.requests())
+    outcome = create_customer(client, new, read_back=False)
+    assert isinstance(outcome, Created), outcome
+    assert prism.requests_since(before, 1) == [CREATE]
+
+
+def test_set_ingest_aliases(prism: Prism, client: MetronomeClient) -> None:
+    """The full-replace request passes the spec (with and without a key); the empty 200 is accepted."""
+    before = len(prism.requests())
+    client.set_ingest_aliases(CUSTOMER, ["team@example.com", "example-eu"], idempotency_key="contract-key-5")
+    client.set_ingest_aliases(CUSTOMER, ["team@example.com"])
+    path = f"/v1/customers/{CUSTOMER}/setIngestAliases"
+    assert prism.requests_since(before, 2) == [("POST", path, True)] * 2
+
+
+def test_unfiltered_customer_listing(
+    prism: Prism, client: MetronomeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``iter_customers()`` with no filter (the bulk alias resolution's listing) passes the spec."""
+    sent: list[httpx.URL] = []
+    send = httpx.Client.send
+
+    def recording_send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        sent.append(request.url)
+        return send(self, request, **kwargs)
+
+    # Prism's log leaves the query string out: read it from the request sent.
+    monkeypatch.setattr(httpx.Client, "send", recording_send)
+    before = len(prism.requests())
+    listed = list(client.iter_customers())
+    assert_items_follow_the_spec("GET", "/v1/customers", listed)
+    assert all(c["ingest_aliases"] is not None for c in listed)
+    assert prism.requests_since(before, 1) == [("GET", "/v1/customers", True)], (
+        "the example's next_page is null: one page"
+    )
+    assert [(url.path, url.query) for url in sent] == [("/v1/customers", b"limit=100")], (
+        "no filter, the largest documented page"
+    )
+
+
 def test_engine_requests(prism: Prism, client: MetronomeClient) -> None:
     """The engine's own reads and writes, create and replace, pass the contract too."""
     before = len(prism.requests())
@@ -285,3 +384,16 @@ def test_the_check_catches_a_bad_request(prism: Prism, client: MetronomeClient) 
     assert prism.requests_since(received, 1) == [(*SET[:2], False)], (
         "the verdicts read from the log mean something"
     )
+
+
+def test_the_check_catches_a_bad_customer(prism: Prism, client: MetronomeClient) -> None:
+    """The canary for the customer writes: an alias of 129 characters breaks the spec and is logged."""
+    from airflow_provider_metronome.exceptions import MetronomeBadRequestError
+
+    before = len(prism.violations())
+    received = len(prism.requests())
+    with pytest.raises(MetronomeBadRequestError):
+        client.create_customer(name="Too long", ingest_aliases=["x" * 129])
+    new = prism.violations()[before:]
+    assert any("ingest_aliases" in line for line in new), new
+    assert prism.requests_since(received, 1) == [(*CREATE[:2], False)]
