@@ -56,7 +56,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-_RECEIVED = re.compile(r"\[HTTP SERVER\] (\w+) (\S+) ")
+# One line per request; Prism logs a second "[HTTP SERVER]" line ("Request terminated
+# with error") for a request it refuses, which is not another request.
+_RECEIVED = re.compile(r"\[HTTP SERVER\] (\w+) (\S+) .*Request received")
 
 
 class Prism:
