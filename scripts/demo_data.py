@@ -48,6 +48,10 @@ WAREHOUSE_COLUMNS = (
 )  # fmt: skip
 
 
+# The migration's optional columns (README, "Migrations"): written only when rows have them.
+MIGRATION_COLUMNS = ("customer_name", "ingest_aliases", "custom_fields")
+
+
 def customer_id(i: int) -> str:
     return str(uuid.uuid5(NAMESPACE, f"customer-{i}"))
 
@@ -101,6 +105,35 @@ def desired_row(i: int, *, version: int = 0) -> dict[str, Any]:
         row["configuration"] = {"netsuite_customer_id": str(10_000 + i) + (f"-{version}" if version else "")}
         row["delivery_method"] = DIRECT
     return row
+
+
+def new_alias(k: int) -> str:
+    return f"new-{k:03d}"
+
+
+def new_customer_rows(k: int) -> list[dict[str, Any]]:
+    """The rows of a customer only the warehouse knows, which a migration creates.
+
+    Keyed by ``ingest_alias`` with a name, a second alias and custom fields; every
+    other one is billed through two providers (two rows, one customer).
+    """
+    alias_k = new_alias(k)
+    customer = {
+        "ingest_alias": alias_k,
+        "customer_name": f"{_PREFIXES[k % len(_PREFIXES)]} Newco #{k}",
+        "ingest_aliases": [alias_k, f"{alias_k}-eu"],
+        "custom_fields": {"crm_id": f"CRM-{k:05d}", "segment": "enterprise" if k % 2 else "startup"},
+    }
+    rows = [
+        {**customer, "billing_provider": "stripe", "delivery_method": DIRECT,
+         "configuration": {"stripe_customer_id": f"cus_new{k:03d}", "stripe_collection_method": "send_invoice"}},
+    ]  # fmt: skip
+    if k % 2 == 0:
+        rows.append(
+            {**customer, "billing_provider": "netsuite", "delivery_method": DIRECT,
+             "configuration": {"netsuite_customer_id": f"NEW-{k:03d}"}}
+        )  # fmt: skip
+    return rows
 
 
 def bad_rows(n: int) -> list[dict[str, Any]]:
@@ -169,20 +202,22 @@ def to_warehouse(row: dict[str, Any], updated_at: datetime) -> dict[str, Any]:
     config = row.get("configuration")
     out["configuration"] = config if isinstance(config, str) or config is None else json.dumps(config)
     out["updated_at"] = updated_at.strftime("%Y-%m-%d %H:%M:%S")
+    for column in MIGRATION_COLUMNS:
+        if column in row:
+            value = row[column]
+            out[column] = value if isinstance(value, str) or value is None else json.dumps(value)
     return out
 
 
 def write_sqlite(path: str, rows: list[dict[str, Any]], table: str = "customer_billing_configs") -> None:
     """Create (or replace) the warehouse table in a SQLite file."""
+    columns = WAREHOUSE_COLUMNS + tuple(c for c in MIGRATION_COLUMNS if any(c in r for r in rows))
     db = sqlite3.connect(path)
     with db:
         db.execute(f"DROP TABLE IF EXISTS {table}")
-        db.execute(
-            f"CREATE TABLE {table} (customer_id TEXT, ingest_alias TEXT, billing_provider TEXT, "
-            "configuration TEXT, delivery_method TEXT, delivery_method_id TEXT, tax_provider TEXT, updated_at TEXT)"
-        )
+        db.execute(f"CREATE TABLE {table} ({', '.join(f'{c} TEXT' for c in columns)})")
         db.executemany(
-            f"INSERT INTO {table} VALUES ({', '.join('?' for _ in WAREHOUSE_COLUMNS)})",
-            [tuple(r[c] for c in WAREHOUSE_COLUMNS) for r in rows],
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+            [tuple(r.get(c) for c in columns) for r in rows],
         )
     db.close()

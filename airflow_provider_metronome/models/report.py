@@ -84,6 +84,8 @@ class SyncReport(BaseModel):
     archived_ids: list[str] = Field(default_factory=list)
     rejections: list[Rejection] = Field(default_factory=list)
     planned: list[PlannedChange] = Field(default_factory=list)
+    # The first customers created (or planned): id (None in a dry run), name, aliases.
+    new_customers: list[dict[str, Any]] = Field(default_factory=list)
     # tax provider → delivery method ids of synced rows that ask for it (small: an
     # account has a handful of delivery methods). Drives the Avalara step of the DAG.
     tax_delivery_methods: dict[str, list[str]] = Field(default_factory=dict)
@@ -147,9 +149,22 @@ class SyncReport(BaseModel):
         if len(self.archived_ids) < SAMPLE_LIMIT:
             self.archived_ids.append(config_id)
 
-    def record_customer_created(self) -> None:
-        """A customer was created (or would be, in a dry run)."""
+    def record_customer_created(
+        self, customer_id: str | None = None, name: str | None = None, ingest_aliases: list[str] | None = None
+    ) -> None:
+        """A customer was created (or would be, in a dry run: ``customer_id`` is ``None``)."""
         self.customers_created += 1
+        if len(self.new_customers) < SAMPLE_LIMIT:
+            aliases = list(ingest_aliases or [])
+            # A customer may carry 2,000 aliases: the sample keeps XCom small.
+            self.new_customers.append(
+                {
+                    "customer_id": customer_id,
+                    "name": name,
+                    "ingest_aliases": aliases[:5],
+                    "alias_count": len(aliases),
+                }
+            )
 
     def record_aliases_added(self, n: int) -> None:
         """``n`` ingest aliases were added to an existing customer (or would be)."""
@@ -204,6 +219,7 @@ class SyncReport(BaseModel):
             "tax_delivery_methods": self.tax_delivery_methods,
             "created_ids_sample": self.created_ids[:sample],
             "rejections_sample": [r.model_dump() for r in self.rejections[:sample]],
+            "customers_created_sample": self.new_customers[:sample],
         }
 
     def text(self) -> str:
@@ -239,18 +255,22 @@ _SUMMED = (
 )  # fmt: skip
 
 
-def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_summaries(summaries: list[dict[str, Any]], *, sample: int = 10) -> dict[str, Any]:
     """Add up the :meth:`SyncReport.summary` of several partitions into one small summary.
 
     :param summaries: one summary per partition (mapped task).
+    :param sample: how many rejections and created customers the samples keep.
     :return: the counts added up, ``by_provider`` merged, ``partitions`` (how many were
-        merged), ``dry_run``, and ``avalara_delivery_method_ids`` (the delivery methods
-        whose synced rows ask for Avalara, each once).
+        merged), ``dry_run``, ``avalara_delivery_method_ids`` (the delivery methods
+        whose synced rows ask for Avalara, each once), and the first ``sample``
+        rejections and created customers of the partitions in order.
     """
     total: dict[str, Any] = {"partitions": 0, "dry_run": False, **dict.fromkeys(_SUMMED, 0)}
     by_provider: dict[str, dict[str, int]] = {}
     by_endpoint: dict[str, int] = {}
     avalara: list[str] = []
+    rejections: list[dict[str, Any]] = []
+    new_customers: list[dict[str, Any]] = []
     for summary in summaries:
         total["partitions"] += 1
         total["dry_run"] = total["dry_run"] or bool(summary.get("dry_run"))
@@ -265,7 +285,13 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         for dm_id in summary.get("tax_delivery_methods", {}).get("avalara", []):
             if dm_id not in avalara:
                 avalara.append(dm_id)
+        rejections.extend(summary.get("rejections_sample", [])[: max(sample - len(rejections), 0)])
+        new_customers.extend(
+            summary.get("customers_created_sample", [])[: max(sample - len(new_customers), 0)]
+        )
     total["by_provider"] = by_provider
     total["api_calls_by_endpoint"] = by_endpoint
     total["avalara_delivery_method_ids"] = avalara
+    total["rejections_sample"] = rejections
+    total["customers_created_sample"] = new_customers
     return total

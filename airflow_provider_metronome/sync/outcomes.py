@@ -131,7 +131,7 @@ class Outcomes:
     def customer_created(self, customer_id: str | None, ingest_alias: str, request: dict[str, Any]) -> None:
         """A customer was created for the rows naming ``ingest_alias`` (``customer_id`` is
         ``None`` in a dry run: it would be)."""
-        self.report.record_customer_created()
+        self.report.record_customer_created(customer_id, request.get("name"), request.get("ingest_aliases"))
         self.report.record_planned(PlannedChange(
             action="create_customer", customer_id=customer_id or f"(new: {ingest_alias})",
             billing_provider="", detail={k: v for k, v in request.items() if k != "configurations"},

@@ -46,7 +46,11 @@ def test_dagbag_imports_without_errors_or_warnings() -> None:
         warnings.simplefilter("always")
         bag = DagBag(dag_folder=str(REPO_DAGS))
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"metronome_billing_config_sync", "metronome_avalara_credentials"}
+    assert set(bag.dags) == {
+        "metronome_billing_config_sync",
+        "metronome_avalara_credentials",
+        "metronome_customer_migration",
+    }
     ours = [
         w
         for w in caught
