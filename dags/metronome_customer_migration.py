@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -63,7 +64,8 @@ LOCK_CONN_ID: str | None = os.environ.get("METRONOME_MIGRATION_LOCK_CONN_ID") or
 METRONOME_CONN_ID = "metronome_default"
 AVALARA_CONN_ID = "avalara_default"
 # How long the approval step waits for a person; past it the step fails, nothing written.
-APPROVAL_TIMEOUT = pendulum.duration(days=3)
+# A datetime.timedelta: the task hands it to its supervisor, which cannot encode pendulum's.
+APPROVAL_TIMEOUT = timedelta(days=3)
 # ==============================================================================================
 
 log = logging.getLogger(__name__)

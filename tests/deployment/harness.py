@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 SYNC_DAG = "metronome_billing_config_sync"
 AVALARA_DAG = "metronome_avalara_credentials"
-DAG_IDS = (SYNC_DAG, AVALARA_DAG)
+MIGRATION_DAG = "metronome_customer_migration"
+DAG_IDS = (SYNC_DAG, AVALARA_DAG, MIGRATION_DAG)
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 # Secrets the tests look for everywhere (pages, files, XCom, the metadata database).
