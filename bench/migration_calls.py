@@ -1,9 +1,11 @@
 """API calls of a migration: customers that exist only in the warehouse, created by the sync.
 
-    uv run python -m bench.migration_calls --customers 5000
+    uv run python -m bench.migration_calls --customers 5000 --existing 1000
 
 Every customer has a Stripe row (every fourth one a NetSuite row too), a name, a second
-ingest alias and a custom field; none exists in Metronome at first. Runs, in order, each
+ingest alias and a custom field; none exists in Metronome at first, where ``--existing``
+other customers already are (an account is rarely empty: its customers are listed
+while the run's aliases are resolved). Runs, in order, each
 with ``create_missing_customers``:
 
 1. **migration, results table kept**: each customer created with its aliases, fields
@@ -70,8 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--existing", type=int, default=1000, help="customers already in Metronome")
     args = parser.parse_args()
-    seed = {"customers": [], "delivery_methods": demo_data.DELIVERY_METHODS}
+    existing = demo_data.build(args.existing, with_bad_rows=False).seed["customers"] if args.existing else []
+    seed = {"customers": existing, "delivery_methods": demo_data.DELIVERY_METHODS}
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "warehouse.db")
@@ -113,12 +117,13 @@ def main() -> None:
                 state = emu.admin("state")
                 results.append({
                     "benchmark": "migration", "run": name, "customers": args.customers,
+                    "existing_customers": args.existing,
                     "rows": report.rows_read, "customers_created": report.customers_created,
                     "created": report.created, "unchanged": report.unchanged, "rejected": report.rejected,
                     "api_calls": report.api_calls,
                     "calls_per_customer": round(report.api_calls / args.customers, 3),
                     "calls_by_operation": by_operation,
-                    "customers_in_metronome": len(state["customers"]),
+                    "customers_in_metronome": len(state["customers"]) - args.existing,
                     "active_configurations": sum(1 for c in state["billing_provider_configurations"]
                                                  if not c["archived_at"]),
                     "seconds": round(elapsed, 2),

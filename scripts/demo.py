@@ -12,7 +12,10 @@
    results table saw rejected, and syncs the three.
 6. A full refresh: every row, and about no Metronome call (the results table vouches
    for the unchanged rows).
-7. Prints the results table's ``_latest`` view and the calls each run made; stops the
+7. A migration (``metronome_customer_migration``) of five customers that exist only in
+   the warehouse (table ``customers_to_migrate``): the first run creates each of them,
+   with its aliases, custom fields and configurations; the second touches nothing.
+8. Prints the results table's ``_latest`` view and the calls each run made; stops the
    emulator, no process left behind.
 
 Everything lands in ``.demo/`` (logs of each run included).
@@ -39,6 +42,9 @@ DEMO = ROOT / ".demo"
 TOKEN = "demo-metronome-token-4f2a9c"
 AVALARA_PASSWORD = "demo-avalara-password-81b7"
 DAG_ID = "metronome_billing_config_sync"
+MIGRATION_DAG_ID = "metronome_customer_migration"
+MIGRATION_TABLE = "customers_to_migrate"
+NEW_CUSTOMERS = 5  # customers only the warehouse knows: the migration creates them
 DAY1 = date(2024, 6, 1)  # the day demo_data's rows were updated
 LATE = (10, 11, 12)  # customers that exist in the warehouse before they exist in Metronome
 
@@ -64,6 +70,8 @@ def _env(emu: RunningEmulator) -> dict[str, str]:
             "AIRFLOW_CONN_BILLING_WAREHOUSE": json.dumps(
                 {"conn_type": "sqlite", "host": str(DEMO / "warehouse.db")}
             ),
+            # The migration DAG's source: the customers to bring over (DAG-author setting).
+            "METRONOME_MIGRATION_SOURCE_TABLE": MIGRATION_TABLE,
         }
     )
     return env
@@ -80,12 +88,12 @@ def _airflow(args: list[str], env: dict[str, str], log: Path) -> None:
         raise SystemExit(f"`airflow {' '.join(args)}` failed (exit {result.returncode}); full log: {log}")
 
 
-def _latest_xcom(task_id: str) -> Any:
+def _latest_xcom(task_id: str, dag_id: str = DAG_ID) -> Any:
     db = sqlite3.connect(DEMO / "airflow" / "airflow.db")
     row = db.execute(
         "SELECT x.value FROM xcom x JOIN dag_run r ON r.dag_id = x.dag_id AND r.run_id = x.run_id "
         "WHERE x.dag_id = ? AND x.task_id = ? AND x.key = 'return_value' ORDER BY r.id DESC LIMIT 1",
-        (DAG_ID, task_id),
+        (dag_id, task_id),
     ).fetchone()
     db.close()
     return json.loads(row[0]) if row else None
@@ -125,6 +133,27 @@ def _run(
     return summary
 
 
+def _migrate(n: int, title: str, env: dict[str, str], emu: RunningEmulator) -> dict[str, Any]:
+    """A run of the migration DAG; prints what it created and the customers Metronome holds."""
+    emu.admin("requests", method="DELETE")
+    started = time.perf_counter()
+    # `airflow dags test` cannot wait for a person: the approval step is switched off here.
+    # In a deployment, a person reads the plan under the task's Required Actions and approves it.
+    conf = {"require_approval": False}
+    _airflow(["dags", "test", MIGRATION_DAG_ID, "-c", json.dumps(conf)], env, DEMO / f"migration-{n}.log")
+    s = _latest_xcom("summarize", MIGRATION_DAG_ID)
+    print(f"\n== Migration run {n}, {title} ({time.perf_counter() - started:.1f}s)")
+    calls = ", ".join(f"{k} {v}" for k, v in sorted(s["api_calls_by_endpoint"].items())) or "none"
+    print(
+        f"   rows read {s['rows_read']}: customers created {s['customers_created']}, configurations created "
+        f"{s['created']}, unchanged {s['unchanged']}, rejected {s['rejected']}; "
+        f"Metronome calls {s['api_calls']} ({calls})"
+    )
+    for c in s["customers_created_sample"]:
+        print(f"   created {c['customer_id']}: {c['name']!r}, aliases {', '.join(c['ingest_aliases'])}")
+    return s
+
+
 def _print_latest() -> None:
     db = sqlite3.connect(DEMO / "warehouse.db")
     counts = db.execute(
@@ -154,6 +183,10 @@ def main() -> None:
     (DEMO / "airflow").mkdir(parents=True)
     data = demo_data.build(300)
     demo_data.write_sqlite(str(DEMO / "warehouse.db"), data.rows)
+    migration = [r for k in range(NEW_CUSTOMERS) for r in demo_data.new_customer_rows(k)]
+    stamp = datetime(DAY1.year, DAY1.month, DAY1.day, tzinfo=UTC)
+    migration_rows = [demo_data.to_warehouse(r, stamp) for r in migration]
+    demo_data.write_sqlite(str(DEMO / "warehouse.db"), migration_rows, table=MIGRATION_TABLE)
     # Three customers Metronome does not have yet: their rows are rejected on day 1.
     late_ids = {demo_data.customer_id(i) for i in LATE}
     late = [c for c in data.seed["customers"] if c["id"] in late_ids]
@@ -174,11 +207,31 @@ def main() -> None:
         day2 = DAY1 + timedelta(days=1)
         second = _run(2, f"day 2: no row updated on {day2}", {**_day(day2), **tolerate}, env, emu)
         third = _run(3, "a full refresh", {"full_refresh": True, **tolerate}, env, emu)
+        customers_before = len(emu.admin("state")["customers"])
+        print(
+            f"\n.. {NEW_CUSTOMERS} customers exist only in the warehouse ({MIGRATION_TABLE}): "
+            "the migration DAG brings them over"
+        )
+        migrated = _migrate(1, f"{NEW_CUSTOMERS} customers Metronome does not have", env, emu)
+        state_after = emu.admin("state")
+        remigrated = _migrate(2, "the same table again", env, emu)
+        untouched = emu.admin("state") == state_after
+        print(f"   Metronome unchanged by the second migration run: {untouched}")
         _print_latest()
     if first["created"] == 0 or second["created"] != len(late) or third["created"] != 0:
         raise SystemExit(
             "unexpected: day 1 created nothing, day 2 did not sync the late customers, "
             "or the full refresh created configurations"
+        )
+    created = len(state_after["customers"]) - customers_before
+    if (
+        (migrated["customers_created"], created) != (NEW_CUSTOMERS, NEW_CUSTOMERS)
+        or not untouched
+        or (remigrated["customers_created"] or remigrated["created"])
+    ):
+        raise SystemExit(
+            f"unexpected: the migration created {created} customers (expected {NEW_CUSTOMERS}), "
+            "or its second run changed Metronome"
         )
     print(
         f"\nDay 2 synced the {second['created']} rows rejected on day 1, with no full refresh; "

@@ -129,9 +129,10 @@ class AliasBook:
     choice is made per run, knowing how many there are: ``GET /v1/customers`` lists 100
     customers a page with their aliases, so when a run needs more aliases than the
     account has pages, listing once costs far fewer calls than a lookup each. The
-    account's size is not known beforehand; the listing estimates it as it goes (from
-    the share of the wanted aliases each page holds) and stops as soon as looking the
-    remaining aliases up would cost fewer calls than the pages left. Only active
+    account's size is not known beforehand, so the listing goes on while the pages
+    listed are fewer than the aliases still unresolved, then looks those up: at most
+    twice the calls of the cheaper way, and exactly the listing for an account smaller
+    than the run's aliases (also when most of them match no customer). Only active
     customers are listed, as a lookup finds only active ones, so both give the same
     answers (an alias held by an archived customer, or by none, resolves to nothing).
 
@@ -186,14 +187,12 @@ class AliasBook:
                 self.db.execute("UPDATE alias_book SET resolved = 1 WHERE resolved = 0")
                 self.stats.listed_all = True
                 break
-            if remaining <= 0:
-                break
-            # Pages the whole list is likely to have, from the share of wanted aliases
-            # found so far (uniform spread assumed; aliases that match nothing make it
-            # an overestimate, which only favours lookups, never a wrong answer).
-            seen = wanted - remaining
-            pages_left = (pages * wanted / seen - pages) if seen else float("inf")
-            if pages_left > remaining and pages >= min(remaining, 3):
+            # Stop once the pages listed cost as many calls as looking the rest up would.
+            # The account's size is unknown (the listing has no total), and the share of
+            # wanted aliases found per page says nothing when many match no customer (a
+            # migration), so no estimate: this rule never costs more than twice the
+            # cheaper way, and lists small accounts to the end.
+            if remaining <= 0 or pages >= remaining:
                 break
         self.stats.pages += pages
         close = getattr(customers, "close", None)
