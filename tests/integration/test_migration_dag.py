@@ -145,3 +145,13 @@ def test_every_param_has_a_default_and_explains_itself() -> None:
         assert len(dag.params.get_param(name).description or "") > 20, name
     assert all(t.doc_md for t in dag.tasks), "every task explains itself in the UI"
     assert json.dumps(resolved)
+
+
+def test_an_unanswered_approval_fails_after_three_days_and_writes_nothing() -> None:
+    """No default option: past its response timeout the approval fails (Airflow's HITL
+    semantics), so migrate and everything after it never run."""
+    approve = example_dag(DAG_ID).get_task("approve_migration")
+    assert approve.response_timeout == timedelta(days=3)
+    assert approve.defaults is None
+    assert approve.options == ["Approve", "Reject"]
+    assert approve.ignore_downstream_trigger_rules, "Reject skips migrate whatever its trigger rule"
