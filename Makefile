@@ -57,9 +57,10 @@ test-fast: install
 # the server), the emulator as a process, and Debian's chromium (apt-get install chromium;
 # APM_CHROMIUM overrides the path) driven by Playwright. One deployment per pytest
 # session, so no xdist. APM_UPDATE_SCREENSHOTS=1 rewrites docs/screenshots/*.png;
-# APM_KEEP_DEPLOYMENT=1 keeps the temporary AIRFLOW_HOME (logs).
+# APM_KEEP_DEPLOYMENT=1 keeps the temporary AIRFLOW_HOME (logs). -rP prints what passing tests
+# print: each concurrency scenario's final counts (desired, active, duplicates, missing).
 test-deployment: install
-	$(UV) run --frozen pytest -p no:xdist -p no:randomly -m deployment tests/deployment $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -p no:xdist -p no:randomly -rP -m deployment tests/deployment $(PYTEST_ARGS)
 
 # -- compatibility matrix ------------------------------------------------------------
 # The locked environment (make test) is the latest Airflow 3.x. These venvs add 2.11
