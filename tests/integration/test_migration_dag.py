@@ -118,10 +118,13 @@ def test_the_plan_shows_rejections_and_changes_nothing_when_the_migration_fails(
 def test_the_plan_alone_writes_nothing(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Stopped after the plan (as a Reject stops it), Metronome is as before."""
+    """Stopped after the plan (as a Reject stops it), Metronome is as before. The source is
+    the deployment's choice (METRONOME_MIGRATION_SOURCE_TABLE), not the sync DAG's table."""
     reset_emulator(emulator, demo_data.build(EXISTING))
     before = emulator.admin("state")
-    sqlite_warehouse(monkeypatch, tmp_path, _table())
+    sqlite_warehouse(monkeypatch, tmp_path, [])  # the sync DAG's table: empty
+    demo_data.write_sqlite(str(tmp_path / "warehouse.db"), _table(), table="customers_to_migrate")
+    monkeypatch.setenv("METRONOME_MIGRATION_SOURCE_TABLE", "customers_to_migrate")
     dag = example_dag(DAG_ID).partial_subset(task_ids=["describe_plan"], include_upstream=True)
     dr = dag.test(run_conf=NO_APPROVAL)
     assert set(task_states(dr).values()) == {"success"}
@@ -130,6 +133,19 @@ def test_the_plan_alone_writes_nothing(
     after = emulator.admin("state")
     assert after["customers"] == before["customers"]
     assert after["billing_provider_configurations"] == before["billing_provider_configurations"]
+
+
+def test_a_run_conf_key_that_is_no_param_fails_before_anything_is_read(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    reset_emulator(emulator, demo_data.build(EXISTING))
+    before = emulator.admin("state")
+    sqlite_warehouse(monkeypatch, tmp_path, _table())
+    dr = example_dag(DAG_ID).test(run_conf={"require_approval": False, "source_table": "other"})
+    states = task_states(dr)
+    assert states.pop("prepare") == "failed", states
+    assert set(states.values()) <= {"upstream_failed", "skipped"}, states
+    assert emulator.admin("state") == before
 
 
 def test_every_param_has_a_default_and_explains_itself() -> None:
