@@ -20,6 +20,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredentialsOperator
+from airflow_provider_metronome.run_conf import refuse_foreign_conf
 
 # == DAG-author settings: edit these =========================================================
 # Which credentials this DAG sends, and with which Metronome token. Never params: whoever
@@ -71,22 +72,13 @@ _PARAMS: dict[str, Param] = {
 
 
 def _refuse_foreign_conf(context: Any) -> None:
-    """Fail the run when its conf holds a key that is not a param of this DAG.
-
-    Airflow validates the params but keeps any other conf key without a word; this DAG
-    uses none, so such a key is a mistake (a misspelt param, or a setting that is the DAG
-    author's, such as a connection id) the trigger should hear about.
-    """
-    from airflow.providers.common.compat.sdk import AirflowFailException
-
-    conf = getattr(context["dag_run"], "conf", None) or {}
-    unknown = sorted(key for key in conf if key not in _PARAMS)
-    if unknown:
-        raise AirflowFailException(
-            f"Run conf key(s) {', '.join(map(repr, unknown))} are not params of this DAG (its params: "
-            f"{', '.join(_PARAMS)}); connections are DAG-author settings (METRONOME_CONN_ID, "
-            "AVALARA_CONN_ID at the top of the DAG file). Trigger again without them; nothing was sent."
-        )
+    refuse_foreign_conf(
+        context["dag_run"],
+        _PARAMS,
+        hint="; connections are DAG-author settings (METRONOME_CONN_ID, AVALARA_CONN_ID at the top of "
+        "the DAG file)",
+        nothing_done="nothing was sent",
+    )
 
 
 with DAG(

@@ -45,6 +45,7 @@ except ImportError:  # Airflow 3.0
 
 from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredentialsOperator
 from airflow_provider_metronome.operators.billing_config import SetBillingProviderConfigOperator
+from airflow_provider_metronome.run_conf import refuse_foreign_conf
 
 # == DAG-author settings: edit these =========================================================
 # What this DAG reads and writes. Whoever may trigger it cannot change these (run conf
@@ -226,7 +227,7 @@ with DAG(
     )
     def plan_partitions(**context: Any) -> list[dict[str, Any]]:
         """One entry per partition: the arguments of each mapped sync task."""
-        _refuse_foreign_conf(context["dag_run"])
+        refuse_foreign_conf(context["dag_run"], _PARAMS, author_settings=_AUTHOR_SETTINGS)
         params = context["params"]
         sql = _source_sql(params, context)
         count = int(params["partitions"])
@@ -300,33 +301,6 @@ with DAG(
             "found above. Nothing to do (and no connection needed) when no row asks for Avalara."
         ),
     )
-
-
-def _refuse_foreign_conf(dag_run: Any) -> None:
-    """Fail the run when its conf holds a key that is not a param of this DAG.
-
-    Airflow validates the params, but keeps any other conf key (in ``dag_run.conf`` and
-    ``params``) without a word: a trigger passing ``rejects_path`` or a misspelt
-    ``full_refesh`` would get a run that does something else than asked.
-    """
-    from airflow.providers.common.compat.sdk import AirflowFailException
-
-    conf = getattr(dag_run, "conf", None) or {}
-    moved = sorted(key for key in conf if key in _AUTHOR_SETTINGS)
-    if moved:
-        where = "; ".join(f"{key}: {_AUTHOR_SETTINGS[key]}" for key in moved)
-        raise AirflowFailException(
-            f"Run conf key(s) {', '.join(map(repr, moved))} are DAG-author settings of this DAG, not run "
-            f"choices: whoever may trigger a run must not choose which connection it reads, which SQL it "
-            f"runs or which file it writes. They are set at the top of the DAG file or in the "
-            f"deployment's environment ({where}). Trigger again without them; nothing was read or written."
-        )
-    unknown = sorted(key for key in conf if key not in _PARAMS)
-    if unknown:
-        raise AirflowFailException(
-            f"Run conf key(s) {', '.join(map(repr, unknown))} are not params of this DAG (its params: "
-            f"{', '.join(_PARAMS)}). Trigger again without them; nothing was read or written."
-        )
 
 
 def _rejects_path(context: Any) -> str | None:

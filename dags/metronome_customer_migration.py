@@ -38,6 +38,7 @@ from airflow.sdk import DAG, Param, chain, task
 
 from airflow_provider_metronome.operators.avalara import UpsertAvalaraCredentialsOperator
 from airflow_provider_metronome.operators.billing_config import SetBillingProviderConfigOperator
+from airflow_provider_metronome.run_conf import refuse_foreign_conf
 
 try:  # human-in-the-loop operators: Airflow 3.1+ with a recent standard provider
     from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -175,14 +176,7 @@ with DAG(
 
     @task(doc_md="Checks the run conf; the arguments of the plan and migrate tasks.")
     def prepare(**context: Any) -> list[dict[str, Any]]:
-        unknown = sorted(set(getattr(context["dag_run"], "conf", None) or {}) - set(_PARAMS))
-        if unknown:
-            from airflow.providers.common.compat.sdk import AirflowFailException
-
-            raise AirflowFailException(
-                f"Run conf key(s) {', '.join(map(repr, unknown))} are not params of this DAG (its params: "
-                f"{', '.join(_PARAMS)}). Trigger again without them; nothing was read or written."
-            )
+        refuse_foreign_conf(context["dag_run"], _PARAMS)
         params = context["params"]
         source = (
             f"SELECT * FROM ({SOURCE_SQL.strip().rstrip(';')}) source"
