@@ -42,10 +42,28 @@ def _assert_exact(dep: Deployment, rows: list[dict[str, Any]], runs: dict[str, s
         )
 
 
+def _wait_for_backfills_completed(dep: Deployment, timeout: float = 90) -> None:
+    """Wait until Airflow has marked every earlier backfill of the DAG completed.
+
+    A DAG has one backfill at a time ("AlreadyRunningBackfill"), and the scheduler marks a
+    finished backfill completed only every 30 s: a second ``backfill create`` right after
+    the first one's runs ended is refused, as a user doing the same would be.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        page = dep.api("GET", f"/backfills?dag_id={harness.SYNC_DAG}&limit=100")
+        open_ = [b["id"] for b in page["backfills"] if not b.get("completed_at")]
+        if not open_:
+            return
+        assert time.monotonic() < deadline, f"backfills {open_} not marked completed after {timeout:.0f}s"
+        time.sleep(1)
+
+
 def _backfill_with_manual_full_refresh(
     dep: Deployment, first: str, last: str, conf: dict[str, Any]
 ) -> dict[str, str]:
     """``airflow backfill create`` (default options) and, once its runs exist, a manual run with ``conf``."""
+    _wait_for_backfills_completed(dep)
     known = {r["dag_run_id"] for r in dep.runs(harness.SYNC_DAG)}
     cli = subprocess.Popen(
         [harness.AIRFLOW, "backfill", "create", "--dag-id", harness.SYNC_DAG, "--from-date", first, "--to-date", last],

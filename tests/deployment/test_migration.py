@@ -48,15 +48,25 @@ def _hitl_path(run_id: str) -> str:
 
 
 def _wait_for_question(dep: Deployment, run_id: str, timeout: float = 180) -> dict[str, Any]:
-    """The approval's details, once the task waits for an answer."""
+    """The approval's details, once the task waits for an answer and the scheduler knows it.
+
+    Airflow 3.3 race, met here only because a test answers within milliseconds: an answer
+    given before the scheduler has processed the executor's event for the paused try makes
+    the scheduler see that event for a task already queued again, and it marks the task
+    up_for_retry (the retry then asks again). A person takes seconds; the test waits for
+    the scheduler's "TaskInstance Finished ... state=awaiting_input" line instead.
+    """
     deadline = time.monotonic() + timeout
+    finished = f"task_id={APPROVE}, run_id={run_id},"
     while time.monotonic() < deadline:
         dep.check_alive()
         states = {ti["task_id"]: ti["state"] for ti in dep.task_instances(harness.MIGRATION_DAG, run_id)}
         if states.get(APPROVE) in ("awaiting_input", "deferred"):
-            detail: dict[str, Any] = dep.api("GET", _hitl_path(run_id))
-            return detail
-        failed = {t: s for t, s in states.items() if s in ("failed", "upstream_failed")}
+            log = (dep.log_dir / "scheduler.log").read_text(errors="replace")
+            if any(finished in line and "state=awaiting_input" in line for line in log.splitlines()):
+                detail: dict[str, Any] = dep.api("GET", _hitl_path(run_id))
+                return detail
+        failed = {t: s for t, s in states.items() if s in ("failed", "upstream_failed", "up_for_retry")}
         assert not failed, f"the run failed before asking: {states}\n{dep.log_tails()}"
         time.sleep(1)
     raise harness.DeploymentError(f"{APPROVE} never waited for an answer\n{dep.log_tails()}")
