@@ -153,6 +153,13 @@ class Deployment:
         ]
         return tis
 
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Each task instance's state, by ``task_id`` (``task_id[i]`` for mapped instance ``i``)."""
+        return {
+            f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti["state"]
+            for ti in self.task_instances(dag_id, run_id)
+        }
+
     def wait_for_runs(
         self, dag_id: str, run_ids: Iterable[str] | None = None, *, timeout: float = 240
     ) -> dict[str, str]:
@@ -174,15 +181,7 @@ class Deployment:
             if not pending:
                 return runs
             if time.monotonic() > deadline:
-                detail = {
-                    run_id: {
-                        f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti[
-                            "state"
-                        ]
-                        for ti in self.task_instances(dag_id, run_id)
-                    }
-                    for run_id in pending
-                }
+                detail = {run_id: self.task_states(dag_id, run_id) for run_id in pending}
                 raise DeploymentError(
                     f"runs of {dag_id} not finished after {timeout:.0f}s: {json.dumps(detail)}"
                 )

@@ -60,7 +60,7 @@ def _wait_for_question(dep: Deployment, run_id: str, timeout: float = 180) -> di
     finished = f"task_id={APPROVE}, run_id={run_id},"
     while time.monotonic() < deadline:
         dep.check_alive()
-        states = {ti["task_id"]: ti["state"] for ti in dep.task_instances(harness.MIGRATION_DAG, run_id)}
+        states = dep.task_states(harness.MIGRATION_DAG, run_id)
         if states.get(APPROVE) in ("awaiting_input", "deferred"):
             log = (dep.log_dir / "scheduler.log").read_text(errors="replace")
             if any(finished in line and "state=awaiting_input" in line for line in log.splitlines()):
@@ -75,13 +75,6 @@ def _wait_for_question(dep: Deployment, run_id: str, timeout: float = 180) -> di
 def _customers(dep: Deployment) -> list[dict[str, Any]]:
     customers: list[dict[str, Any]] = dep.emulator.admin("state")["customers"]
     return customers
-
-
-def _states(dep: Deployment, run_id: str) -> dict[str, str]:
-    return {
-        f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti["state"]
-        for ti in dep.task_instances(harness.MIGRATION_DAG, run_id)
-    }
 
 
 def test_a_rejected_plan_writes_nothing_and_an_approved_one_migrates_once(fresh: Deployment) -> None:
@@ -101,7 +94,7 @@ def test_a_rejected_plan_writes_nothing_and_an_approved_one_migrates_once(fresh:
     assert _customers(fresh) == before, "the plan wrote nothing"
     fresh.api("PATCH", _hitl_path(rejected), {"chosen_options": ["Reject"]})
     fresh.wait_for_runs(harness.MIGRATION_DAG, [rejected])
-    states = _states(fresh, rejected)
+    states = fresh.task_states(harness.MIGRATION_DAG, rejected)
     assert states[APPROVE] == "success", states
     # Reject skips everything after it (migrate is not expanded yet: one unmapped instance).
     after_approval = {t: s for t, s in states.items() if t.split("[")[0] in ("migrate", "summarize")}
@@ -113,8 +106,8 @@ def test_a_rejected_plan_writes_nothing_and_an_approved_one_migrates_once(fresh:
     approved = fresh.trigger(harness.MIGRATION_DAG, {})
     _wait_for_question(fresh, approved)
     fresh.api("PATCH", _hitl_path(approved), {"chosen_options": ["Approve"]})
-    assert fresh.wait_for_runs(harness.MIGRATION_DAG, [approved]) == {approved: "success"}, _states(
-        fresh, approved
+    assert fresh.wait_for_runs(harness.MIGRATION_DAG, [approved]) == {approved: "success"}, fresh.task_states(
+        harness.MIGRATION_DAG, approved
     )
     after = _customers(fresh)
     assert len(after) == len(before) + NEW
@@ -161,7 +154,7 @@ def test_a_person_reads_the_plan_in_the_ui_and_rejects_it(
 
     page.get_by_role("button", name="Reject", exact=True).click()
     assert fresh.wait_for_runs(harness.MIGRATION_DAG, [run_id]) == {run_id: "success"}
-    states = _states(fresh, run_id)
+    states = fresh.task_states(harness.MIGRATION_DAG, run_id)
     assert states[APPROVE] == "success", states
     assert {s for t, s in states.items() if t.split("[")[0] in ("migrate", "summarize")} == {"skipped"}, (
         states
