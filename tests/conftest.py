@@ -23,6 +23,12 @@ for _name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_")]:
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import pytest  # noqa: E402
+import respx.mocks  # noqa: E402
+
+# respx mocks httpcore's connection pools by default; the provider's transport for
+# direct connections is its own (client/stdlib_transport.py), so respx is told to
+# stand in at httpx's choice of transport instead, whatever the transport.
+respx.mocks.DEFAULT_MOCKER = respx.mocks.HTTPXMocker.name
 
 from airflow_provider_metronome.emulator.testing import RunningEmulator, running_emulator  # noqa: E402
 from tests import seeds  # noqa: E402

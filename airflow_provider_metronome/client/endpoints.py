@@ -96,13 +96,12 @@ class MetronomeEndpoints:
         :param customer_id: Metronome customer id.
         :param include_archived: include archived configurations.
         """
-        sdk = self.transport.raw()
+        # One call per customer a sync reads: prepared once (see .prepared).
+        prepared = self.transport.prepared_post("/v1/getCustomerBillingProviderConfigurations")
+        payload = {"customer_id": customer_id, "include_archived": include_archived}
 
         def send(headers: dict[str, str]) -> list[dict[str, Any]]:
-            resp = sdk.v1.customers.with_raw_response.retrieve_billing_configurations(
-                customer_id=customer_id, include_archived=include_archived, extra_headers=headers
-            )
-            configurations: list[dict[str, Any]] = data(resp, list)
+            configurations: list[dict[str, Any]] = data(prepared.send(payload, headers), list)
             return configurations
 
         return self.executor.request("POST", "/v1/getCustomerBillingProviderConfigurations", send)

@@ -38,11 +38,12 @@ def json_type(value: Any) -> str:
 def body(response: Any, *, empty_ok: bool = False) -> dict[str, Any]:
     """The JSON object of a raw SDK response.
 
-    :param response: the SDK's raw response (``with_raw_response``).
+    :param response: the SDK's raw response (``with_raw_response``), or an
+        ``httpx.Response`` (:mod:`.prepared`).
     :param empty_ok: an empty body counts as ``{}``.
     :raises MalformedResponse: the body is not a JSON object.
     """
-    http = response.http_response
+    http = getattr(response, "http_response", response)
     status = http.status_code
     if empty_ok and not http.content.strip():
         return {}
@@ -84,10 +85,10 @@ def data_of(payload: dict[str, Any], kind: type, status: int) -> Any:
 def data(response: Any, kind: type) -> Any:
     """The ``data`` of a raw SDK response, checked to be a ``kind`` (of objects, for a list).
 
-    :param response: the SDK's raw response.
+    :param response: the SDK's raw response, or an ``httpx.Response``.
     :param kind: ``list`` or ``dict``.
     """
-    return data_of(body(response), kind, response.http_response.status_code)
+    return data_of(body(response), kind, getattr(response, "http_response", response).status_code)
 
 
 def page(response: Any) -> dict[str, Any]:

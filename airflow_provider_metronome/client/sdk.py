@@ -6,7 +6,8 @@ jar). :meth:`SdkTransport.client` is that client, with the SDK's own retries, fo
 code that calls endpoints this provider does not wrap (``get_conn()``);
 :meth:`SdkTransport.raw` is the same client seen through
 ``with_options(max_retries=0)``, for the typed calls, whose retries the request
-executor owns. ``with_options`` (the SDK's ``copy``) hands the copy the same httpx
+executor owns; :meth:`SdkTransport.prepared_post` prepares a hot call once on
+it. ``with_options`` (the SDK's ``copy``) hands the copy the same httpx
 client, so both share one connection pool, and closing the client closes it for both.
 
 Nothing here imports the SDK or httpx before a client is built: the hook module is
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
     from metronome import Metronome
 
+    from airflow_provider_metronome.client.prepared import PreparedPost
     from airflow_provider_metronome.client.settings import ClientSettings
 
 
@@ -135,6 +137,7 @@ class SdkTransport:
         self._lock = threading.Lock()
         self._client: Metronome | None = None
         self._raw: Metronome | None = None
+        self._prepared: dict[str, PreparedPost] = {}
 
     def client(self) -> Metronome:
         """The SDK client, with the SDK's own retries (``max_retries`` of the settings)."""
@@ -148,6 +151,20 @@ class SdkTransport:
                 self._raw = self._built().with_options(max_retries=0)
             return self._raw
 
+    def prepared_post(self, path: str) -> PreparedPost:
+        """``POST path`` prepared once on :meth:`raw` (:mod:`.prepared`), for the hot calls.
+
+        :param path: the API path, without ids (one is kept per path).
+        """
+        prepared = self._prepared.get(path)
+        if prepared is None:
+            from airflow_provider_metronome.client.prepared import PreparedPost
+
+            raw = self.raw()
+            with self._lock:
+                prepared = self._prepared.setdefault(path, PreparedPost(raw, path))
+        return prepared
+
     def _built(self) -> Metronome:
         if self._client is None:
             self._client = build_sdk_client(self.settings)
@@ -157,5 +174,6 @@ class SdkTransport:
         """Close the connection pool; the next call builds a new client."""
         with self._lock:
             client, self._client, self._raw = self._client, None, None
+            self._prepared = {}
         if client is not None:
             client.close()

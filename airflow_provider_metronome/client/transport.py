@@ -9,7 +9,7 @@ the body is read chunk by chunk and the request fails with :class:`httpx.ReadTim
 once ``deadline`` seconds have passed since it was sent. Every single wait (connect,
 write, each read) is also bounded by ``deadline``, so once the headers are in, a
 request lasts at most the deadline plus the wait for the chunk under way. (The status
-line and headers, a few hundred bytes, are read by httpcore with no hook between
+line and headers, a few hundred bytes, are read by the transport with no hook between
 reads: there the read timeout is the bound.)
 
 The SDK reads the body inside ``httpx.Client.send`` (it streams nothing for the raw
@@ -18,12 +18,10 @@ holds for the typed calls and for the SDK client of
 :meth:`~airflow_provider_metronome.client.client.MetronomeClient.get_conn` alike,
 with any transport (a proxy from the environment included).
 
-The connections are split into small pools (:class:`ShardedTransport`), each thread
-using one of them: httpcore's single pool takes one lock per request twice and
-re-examines every connection each time (a ``poll`` per idle connection, and a
-quadratic count of idle ones), which made the pool about a third of the client's CPU
-per call with 24 threads on 24 connections. Proxies from the environment keep
-httpx's own transports (the pool split applies to direct connections only).
+Direct connections go through :class:`.stdlib_transport.StdlibTransport` (HTTP/1.1 on
+the standard library's ``http.client``), which costs about half the CPU per call of
+httpx's default transport; proxies from the environment, and HTTP/2 if asked for,
+keep httpx's own transports.
 
 Redirects are never followed: the SDK's own default client follows them, which
 would re-send a write (its secrets included) wherever a 307/308 points, or turn it
@@ -33,9 +31,6 @@ as an error status instead.
 
 from __future__ import annotations
 
-import itertools
-import math
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +38,7 @@ import httpx
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Iterator
-
-# Connections per pool of a ShardedTransport (the last pool may get fewer).
-SHARD_CONNECTIONS = 2
+    from collections.abc import Iterator
 
 
 class DeadlineClient(httpx.Client):
@@ -76,20 +68,18 @@ class DeadlineClient(httpx.Client):
         limits: httpx.Limits = httpx.Limits(),  # noqa: B008 - never mutated; httpx passes its own
         transport: httpx.BaseTransport | None = None,
     ) -> httpx.BaseTransport:
-        """httpx's transport for direct connections: :class:`ShardedTransport` unless one was given."""
+        """httpx's transport for direct connections: :class:`.StdlibTransport` unless one was given."""
         if transport is not None:
             return transport
+        if http2:
+            return super()._init_transport(
+                verify=verify, cert=cert, trust_env=trust_env, http1=http1, http2=http2, limits=limits
+            )
         from httpx._config import create_ssl_context
 
-        # One SSL context for every pool (loading the CA bundle costs ~20 ms each).
-        context = create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        from airflow_provider_metronome.client.stdlib_transport import StdlibTransport
 
-        def pool(shard_limits: httpx.Limits) -> httpx.BaseTransport:
-            return httpx.HTTPTransport(
-                verify=context, trust_env=trust_env, http1=http1, http2=http2, limits=shard_limits
-            )
-
-        return ShardedTransport(pool, limits)
+        return StdlibTransport(create_ssl_context(verify=verify, cert=cert, trust_env=trust_env), limits)
 
     def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
         """Send ``request``; read its body (unless ``stream``) within the deadline.
@@ -150,53 +140,3 @@ class _DeadlineStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self._inner.close()
-
-
-class ShardedTransport(httpx.BaseTransport):
-    """Connection pools of :data:`SHARD_CONNECTIONS` connections, one chosen per thread.
-
-    A thread keeps the pool it was given on its first request (pools are handed out in
-    turn), so its requests reuse that pool's connections; with no more threads than
-    pools, no two threads share a pool lock. Together the pools hold at most
-    ``limits.max_connections`` connections (and keep at most
-    ``limits.max_keepalive_connections`` alive, rounded up per pool).
-
-    :param make: builds one pool's transport for its limits.
-    :param limits: the limits of all the pools together.
-    """
-
-    def __init__(self, make: Callable[[httpx.Limits], httpx.BaseTransport], limits: httpx.Limits) -> None:
-        total = limits.max_connections
-        count = 32 if total is None else max(1, math.ceil(total / SHARD_CONNECTIONS))
-        keepalive = limits.max_keepalive_connections
-        self.pools: list[httpx.BaseTransport] = []
-        for i in range(count):
-            size = None if total is None else min(SHARD_CONNECTIONS, total - i * SHARD_CONNECTIONS)
-            alive = (
-                None if keepalive is None else min(size or SHARD_CONNECTIONS, math.ceil(keepalive / count))
-            )
-            shard = httpx.Limits(
-                max_connections=size,
-                max_keepalive_connections=alive,
-                keepalive_expiry=limits.keepalive_expiry,
-            )
-            self.pools.append(make(shard))
-        self._turn = itertools.count()
-        self._local = threading.local()
-
-    def _pool(self) -> httpx.BaseTransport:
-        try:
-            return self._local.pool
-        except AttributeError:
-            # next() on itertools.count is atomic under the GIL: no lock needed.
-            pool = self._local.pool = self.pools[next(self._turn) % len(self.pools)]
-            return pool
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` on this thread's pool."""
-        return self._pool().handle_request(request)
-
-    def close(self) -> None:
-        """Close every pool."""
-        for pool in self.pools:
-            pool.close()

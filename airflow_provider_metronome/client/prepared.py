@@ -1,0 +1,76 @@
+"""A JSON ``POST`` prepared once by the SDK and sent many times: the sync's hot read.
+
+A sync reads every customer's configurations (``POST
+/v1/getCustomerBillingProviderConfigurations``), one request per customer: most of
+its calls. For each request the SDK transforms the parameters against their
+TypedDict, merges a dozen default headers, builds an ``httpx.Request`` through the
+client's ``build_request`` and wraps the answer in its response classes: about 0.3 ms
+of CPU per call, as much as sending it. All of it depends only on the path, so
+:class:`PreparedPost` asks the SDK client for it once (its own ``_build_request``:
+its headers, token, URL and timeout) and, per call, only encodes the body as the SDK
+does and sends the request on the SDK's httpx client. Error answers and transport
+failures raise the SDK's own exceptions, made by the SDK client, so the request
+executor cannot tell the two paths apart.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import httpx
+    from metronome import Metronome
+
+
+class PreparedPost:
+    """``POST path`` with a JSON body, on ``sdk``'s client and with its headers.
+
+    :param sdk: the SDK client (with its own retries off: the executor retries).
+    :param path: the API path (``/v1/...``).
+    """
+
+    def __init__(self, sdk: Metronome, path: str) -> None:
+        from metronome._models import FinalRequestOptions
+
+        self.sdk = sdk
+        self.path = path
+        # The header with_raw_response adds: the request is the SDK's, byte for byte.
+        options = FinalRequestOptions.construct(
+            method="post", url=path, json_data={}, headers={"X-Stainless-Raw-Response": "raw"}
+        )
+        template = sdk._build_request(options)
+        template.headers.pop("Content-Length", None)
+        self._url = template.url
+        self._headers = template.headers
+        self._extensions = template.extensions
+
+    def send(self, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """Send ``payload``; return the 2xx answer, its body read.
+
+        :param payload: the JSON body (JSON types only).
+        :param headers: extra headers (e.g. ``Idempotency-Key``).
+        :raises metronome.APIStatusError: any other status (the SDK's subclass for it).
+        :raises metronome.APIConnectionError: no answer (``APITimeoutError`` on a timeout).
+        """
+        import httpx
+        from metronome import APIConnectionError, APITimeoutError
+
+        # As the SDK encodes bodies (metronome._utils._json.openapi_dumps, httpx's defaults).
+        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        request = httpx.Request(
+            "POST", self._url, headers=self._headers, content=content, extensions=dict(self._extensions)
+        )
+        if headers:
+            request.headers.update(headers)
+        try:
+            response = self.sdk._client.send(request)
+        except httpx.TimeoutException as err:
+            raise APITimeoutError(request=request) from err
+        except Exception as err:
+            raise APIConnectionError(request=request) from err
+        if not 200 <= response.status_code < 300:
+            raise self.sdk._make_status_error_from_response(response) from None
+        return response
