@@ -21,13 +21,6 @@ TOKEN = "tok_exec_0a1b2c3d4e5f6a7b8c9d"
 REQUEST = httpx.Request("POST", "http://metronome.test/v1/x")
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
-    return waits
-
-
 def _executor(**policy: object) -> RequestExecutor:
     settings = ClientSettings(base_url="http://metronome.test", token=TOKEN)
     return RequestExecutor(RetryPolicy(jitter=0.0, **policy), ErrorMapper(settings))  # type: ignore[arg-type]

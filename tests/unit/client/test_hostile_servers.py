@@ -172,13 +172,6 @@ class TrickleServer:
         self.sock.close()
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
-    return waits
-
-
 def _client(url: str, **kwargs: Any) -> MetronomeClient:
     kwargs.setdefault("retry", RetryPolicy(max_retries=0))
     return MetronomeClient(url, TOKEN, **kwargs)

@@ -19,18 +19,6 @@ TOKEN = "tok_prepared_4c3b2a1f0e9d8c7b6a5f"
 CUSTOMER = "0c8b5a52-7c1e-4f0e-9a3b-0c1d2e3f4a01"
 
 
-@pytest.fixture(autouse=True)
-def _cleartext_already_warned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("airflow_provider_metronome.client.settings._cleartext_warned", {"metronome.test"})
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
-    return waits
-
-
 @pytest.fixture
 def client() -> Iterator[MetronomeClient]:
     c = MetronomeClient(BASE, TOKEN, retry=RetryPolicy(max_retries=2, jitter=0.0))

@@ -42,13 +42,6 @@ CONFIG = {
 }
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
-    return waits
-
-
 def _leaks(text: str, secret: str) -> list[str]:
     """The forms of ``secret`` found in ``text``, and any run of FRAGMENT of its characters."""
     found = [f for f in forms(secret) if f.strip() and f in text]

@@ -47,13 +47,6 @@ def _cleartext_already_warned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr("airflow_provider_metronome.client.executor.time.sleep", waits.append)
-    return waits
-
-
-@pytest.fixture
 def client() -> Iterator[MetronomeClient]:
     c = MetronomeClient(BASE, TOKEN, retry=RetryPolicy(max_retries=5, initial_backoff=0.5, jitter=0.0))
     yield c
