@@ -174,6 +174,8 @@ def test_backfill_form_defaults_are_accepted(page: Page, visits: Visits, screens
         picker.get_by_placeholder("YYYY/MM/DD").fill(day)
         picker.get_by_placeholder("HH:mm").fill("00:00")
         page.keyboard.press("Escape")
+        # The date picker is a dialog too, still on the page while it fades out.
+        expect(page.get_by_role("dialog")).to_have_count(1)
     expect(dialog.get_by_text(re.compile(r"\b2 runs? will be triggered"))).to_be_visible()
     visits.record(page)
     _dialog_screenshot(page, dialog, screenshot_dir / "backfill-form.png")
