@@ -143,8 +143,11 @@ class StdlibTransport(httpx.BaseTransport):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 # The handshake is part of connecting (its timeout applies); the
-                # certificate and host name are checked as the context says.
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
+                # certificate and host name are checked as the context says, against
+                # the name httpx's sni_hostname extension gives if any (the SDK sets it
+                # for host names with an underscore).
+                name = request.extensions.get("sni_hostname") or host
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=name)
         except TimeoutError as err:
             raise _fail(sock, httpx.ConnectTimeout, err, request) from err
         except OSError as err:  # refused, unreachable, name not resolved, TLS refused

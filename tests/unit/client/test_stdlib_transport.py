@@ -351,6 +351,29 @@ def test_https_checks_the_certificate(certificate: tuple[Path, Path]) -> None:
     default.close()
 
 
+def test_the_sni_hostname_extension_names_the_server(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+
+    def handle(conn: socket.socket) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            while _read_request(tls):
+                tls.sendall(_answer())
+
+    t = StdlibTransport(ssl.create_default_context(cafile=str(cert)), httpx.Limits())
+    with RawServer(handle) as server:
+        request = httpx.Request(
+            "GET", f"https://127.0.0.1:{server.port}/",
+            extensions={"timeout": TIMEOUTS, "sni_hostname": "localhost"},
+        )  # fmt: skip
+        assert t.handle_request(request).read() == b'{"ok":true}'
+    t.close()
+    assert names == ["localhost"], "sent as SNI, and the certificate checked against it"
+
+
 def test_the_metronome_client_sends_through_it() -> None:
     client = MetronomeClient("http://127.0.0.1:9", "tok_stdlib_transport_0a1b2c3d")
     try:
