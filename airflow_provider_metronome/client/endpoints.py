@@ -99,9 +99,16 @@ class MetronomeEndpoints:
         # One call per customer a sync reads: prepared once (see .prepared).
         prepared = self.transport.prepared_post("/v1/getCustomerBillingProviderConfigurations")
         payload = {"customer_id": customer_id, "include_archived": include_archived}
+        sdk = self.transport.raw()
 
         def send(headers: dict[str, str]) -> list[dict[str, Any]]:
-            configurations: list[dict[str, Any]] = data(prepared.send(payload, headers), list)
+            if prepared is not None:
+                resp: Any = prepared.send(payload, headers)
+            else:
+                resp = sdk.v1.customers.with_raw_response.retrieve_billing_configurations(
+                    customer_id=customer_id, include_archived=include_archived, extra_headers=headers
+                )
+            configurations: list[dict[str, Any]] = data(resp, list)
             return configurations
 
         return self.executor.request("POST", "/v1/getCustomerBillingProviderConfigurations", send)

@@ -11,6 +11,11 @@ its headers, token, URL and timeout) and, per call, only encodes the body as the
 does and sends the request on the SDK's httpx client. Error answers and transport
 failures raise the SDK's own exceptions, made by the SDK client, so the request
 executor cannot tell the two paths apart.
+
+``_build_request``, ``_client`` and ``_make_status_error_from_response`` are the
+SDK's base client, not its documented API: should a release of the SDK lack them,
+building a :class:`PreparedPost` fails and the call goes through the SDK's public
+method instead (:meth:`.sdk.SdkTransport.prepared_post` returns ``None``).
 """
 
 from __future__ import annotations
@@ -33,8 +38,13 @@ class PreparedPost:
     """
 
     def __init__(self, sdk: Metronome, path: str) -> None:
+        import httpx
         from metronome._models import FinalRequestOptions
 
+        # Parts of the SDK's base client that are not its public API: checked here, so
+        # that an SDK release without them is seen before any request is sent.
+        if not (isinstance(sdk._client, httpx.Client) and callable(sdk._make_status_error_from_response)):
+            raise TypeError("this SDK's client has no httpx client or status-error factory")
         self.sdk = sdk
         self.path = path
         # The header with_raw_response adds: the request is the SDK's, byte for byte.

@@ -16,11 +16,14 @@ imported when Airflow parses DAG files.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_metronome.client.redact import install_log_filter
 from airflow_provider_metronome.client.settings import warn_if_cleartext
+
+log = logging.getLogger("airflow_provider_metronome.client")
 
 if TYPE_CHECKING:
     import httpx
@@ -137,7 +140,7 @@ class SdkTransport:
         self._lock = threading.Lock()
         self._client: Metronome | None = None
         self._raw: Metronome | None = None
-        self._prepared: dict[str, PreparedPost] = {}
+        self._prepared: dict[str, PreparedPost | None] = {}
 
     def client(self) -> Metronome:
         """The SDK client, with the SDK's own retries (``max_retries`` of the settings)."""
@@ -151,19 +154,25 @@ class SdkTransport:
                 self._raw = self._built().with_options(max_retries=0)
             return self._raw
 
-    def prepared_post(self, path: str) -> PreparedPost:
+    def prepared_post(self, path: str) -> PreparedPost | None:
         """``POST path`` prepared once on :meth:`raw` (:mod:`.prepared`), for the hot calls.
 
         :param path: the API path, without ids (one is kept per path).
+        :return: ``None`` if this SDK release cannot prepare requests (the caller then
+            uses the SDK's public method).
         """
-        prepared = self._prepared.get(path)
-        if prepared is None:
-            from airflow_provider_metronome.client.prepared import PreparedPost
+        if path in self._prepared:
+            return self._prepared[path]
+        from airflow_provider_metronome.client.prepared import PreparedPost
 
-            raw = self.raw()
-            with self._lock:
-                prepared = self._prepared.setdefault(path, PreparedPost(raw, path))
-        return prepared
+        raw = self.raw()
+        try:
+            prepared: PreparedPost | None = PreparedPost(raw, path)
+        except (ImportError, AttributeError, TypeError) as err:
+            log.debug("%s is sent through the SDK's public method: %s", path, err)
+            prepared = None
+        with self._lock:
+            return self._prepared.setdefault(path, prepared)
 
     def _built(self) -> Metronome:
         if self._client is None:

@@ -112,3 +112,25 @@ def test_include_archived_and_the_customer_travel_in_the_body(client: MetronomeC
         b'{"customer_id":"' + CUSTOMER.encode() + b'","include_archived":true}',
         b'{"customer_id":"other","include_archived":false}',
     ]
+
+
+def test_an_sdk_release_that_cannot_prepare_falls_back_to_its_public_method(
+    client: MetronomeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metronome._models
+
+    # A release whose base client moved (the SDK's own modules hold the name already).
+    monkeypatch.delattr(metronome._models, "FinalRequestOptions")
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/v1/getCustomerBillingProviderConfigurations").mock(
+            side_effect=[httpx.Response(404, json={"message": "no such customer"}),
+                         httpx.Response(200, json={"data": [{"id": "cfg"}]})]
+        )  # fmt: skip
+        with pytest.raises(MetronomeError, match="no such customer"):
+            client.get_billing_provider_configurations(CUSTOMER)
+        assert client.get_billing_provider_configurations(CUSTOMER) == [{"id": "cfg"}]
+    assert client.transport.prepared_post("/v1/getCustomerBillingProviderConfigurations") is None
+    assert (
+        route.calls[1].request.content
+        == b'{"customer_id":"' + CUSTOMER.encode() + b'","include_archived":false}'
+    )
