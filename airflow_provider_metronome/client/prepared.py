@@ -7,26 +7,29 @@ TypedDict, merges a dozen default headers, builds an ``httpx.Request`` through t
 client's ``build_request`` and wraps the answer in its response classes: about 0.3 ms
 of CPU per call, as much as sending it. All of it depends only on the path, so
 :class:`PreparedPost` asks the SDK client for it once (its own ``_build_request``:
-its headers, token, URL and timeout) and, per call, only encodes the body as the SDK
-does and sends the request on the SDK's httpx client. Error answers and transport
-failures raise the SDK's own exceptions, made by the SDK client, so the request
-executor cannot tell the two paths apart.
+its headers, token, URL and timeout) and, per call, only encodes the body with the
+SDK's encoder and sends the request on the SDK's httpx client. Error answers and
+transport failures raise the SDK's own exceptions, made by the SDK client, so the
+request executor cannot tell the two paths apart.
 
-``_build_request``, ``_client`` and ``_make_status_error_from_response`` are the
-SDK's base client, not its documented API: should a release of the SDK lack them,
-building a :class:`PreparedPost` fails and the call goes through the SDK's public
-method instead (:meth:`.sdk.SdkTransport.prepared_post` returns ``None``).
+``_build_request`` (with its options class and JSON encoder), ``_client`` and
+``_make_status_error_from_response`` are the SDK's base client, not its documented
+API: should a release of the SDK lack them, building a :class:`PreparedPost` fails
+and the call goes through the SDK's public method instead
+(:meth:`.sdk.SdkTransport.prepared_post` returns ``None``).
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+# Imported on first use of a client (see .sdk), never when a DAG file is parsed.
+import httpx
+from metronome import APIConnectionError, APITimeoutError
 
-    import httpx
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from metronome import Metronome
 
 
@@ -38,8 +41,8 @@ class PreparedPost:
     """
 
     def __init__(self, sdk: Metronome, path: str) -> None:
-        import httpx
         from metronome._models import FinalRequestOptions
+        from metronome._utils._json import openapi_dumps
 
         # Parts of the SDK's base client that are not its public API: checked here, so
         # that an SDK release without them is seen before any request is sent.
@@ -56,6 +59,8 @@ class PreparedPost:
         self._url = template.url
         self._headers = template.headers
         self._extensions = template.extensions
+        # The SDK's own JSON encoder, as its _build_request uses for bodies.
+        self._dumps: Callable[[Any], bytes] = openapi_dumps
 
     def send(self, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> httpx.Response:
         """Send ``payload``; return the 2xx answer, its body read.
@@ -65,13 +70,12 @@ class PreparedPost:
         :raises metronome.APIStatusError: any other status (the SDK's subclass for it).
         :raises metronome.APIConnectionError: no answer (``APITimeoutError`` on a timeout).
         """
-        import httpx
-        from metronome import APIConnectionError, APITimeoutError
-
-        # As the SDK encodes bodies (metronome._utils._json.openapi_dumps, httpx's defaults).
-        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         request = httpx.Request(
-            "POST", self._url, headers=self._headers, content=content, extensions=dict(self._extensions)
+            "POST",
+            self._url,
+            headers=self._headers,
+            content=self._dumps(payload),
+            extensions=dict(self._extensions),
         )
         if headers:
             request.headers.update(headers)

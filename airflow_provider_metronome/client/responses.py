@@ -35,6 +35,11 @@ def json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
+def _http(response: Any) -> Any:
+    """The ``httpx.Response`` of an SDK raw response (or the ``httpx.Response`` itself)."""
+    return getattr(response, "http_response", response)
+
+
 def body(response: Any, *, empty_ok: bool = False) -> dict[str, Any]:
     """The JSON object of a raw SDK response.
 
@@ -43,7 +48,7 @@ def body(response: Any, *, empty_ok: bool = False) -> dict[str, Any]:
     :param empty_ok: an empty body counts as ``{}``.
     :raises MalformedResponse: the body is not a JSON object.
     """
-    http = getattr(response, "http_response", response)
+    http = _http(response)
     status = http.status_code
     if empty_ok and not http.content.strip():
         return {}
@@ -88,7 +93,7 @@ def data(response: Any, kind: type) -> Any:
     :param response: the SDK's raw response, or an ``httpx.Response``.
     :param kind: ``list`` or ``dict``.
     """
-    return data_of(body(response), kind, getattr(response, "http_response", response).status_code)
+    return data_of(body(response), kind, _http(response).status_code)
 
 
 def page(response: Any) -> dict[str, Any]:
@@ -97,7 +102,7 @@ def page(response: Any) -> dict[str, Any]:
     :param response: the SDK's raw response.
     """
     payload = body(response)
-    status = response.http_response.status_code
+    status = _http(response).status_code
     data_of(payload, list, status)
     cursor = payload.get("next_page")
     if cursor is not None and not isinstance(cursor, str):

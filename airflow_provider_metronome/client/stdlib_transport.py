@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 # Bytes asked of the socket per read of an answer's body.
 _CHUNK = 65_536
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_Origin = tuple[str, str, int]
+# Characters a header may not hold (they would end it, or the whole head, early).
+_UNSAFE = re.compile(rb"[\r\n\0]")
+_CUT_SHORT = "peer closed connection without sending complete message body"
 
 
 class StdlibTransport(httpx.BaseTransport):
@@ -205,25 +209,22 @@ class _Body(httpx.SyncByteStream):
             try:
                 chunk = answer.read1(_CHUNK)
             except TimeoutError as err:
-                self._finish(reusable=False)
-                raise httpx.ReadTimeout(str(err) or "timed out", request=self._request) from err
+                raise self._broken(httpx.ReadTimeout, str(err) or "timed out") from err
             except http.client.IncompleteRead as err:
-                self._finish(reusable=False)
-                raise httpx.RemoteProtocolError(
-                    "peer closed connection without sending complete message body", request=self._request
-                ) from err
+                raise self._broken(httpx.RemoteProtocolError, _CUT_SHORT) from err
             except (http.client.HTTPException, OSError) as err:
-                self._finish(reusable=False)
-                raise httpx.ReadError(str(err) or type(err).__name__, request=self._request) from err
+                raise self._broken(httpx.ReadError, str(err) or type(err).__name__) from err
             if not chunk:
                 if answer.length:  # read1 ends quietly where a Content-Length body is cut short
-                    self._finish(reusable=False)
-                    raise httpx.RemoteProtocolError(
-                        "peer closed connection without sending complete message body", request=self._request
-                    )
+                    raise self._broken(httpx.RemoteProtocolError, _CUT_SHORT)
                 self._complete = True
                 return
             yield chunk
+
+    def _broken(self, kind: type[httpx.TransportError], text: str) -> httpx.TransportError:
+        """Drop the connection (never reused after a failed read); return httpx's exception."""
+        self._finish(reusable=False)
+        return kind(text, request=self._request)
 
     def close(self) -> None:
         # Reusable only once the whole answer was read and the server keeps the connection.
@@ -240,11 +241,6 @@ class _Body(httpx.SyncByteStream):
 
 def _seconds(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-_Origin = tuple[str, str, int]
-# Characters a header may not hold (they would end it, or the whole head, early).
-_UNSAFE = re.compile(rb"[\r\n\0]")
 
 
 def _message(request: httpx.Request) -> bytes:
