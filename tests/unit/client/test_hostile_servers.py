@@ -1,7 +1,7 @@
 """Misbehaving servers: redirects, endless paging, a body sent one byte at a time, malformed answers.
 
 The servers are real HTTP servers on 127.0.0.1, started by each test, so the whole
-stack (SDK, httpx, httpcore, sockets) is exercised; respx stands in only where the
+stack (SDK, httpx, the provider's transport, sockets) is exercised; respx stands in only where the
 fault is in the body of an otherwise ordinary answer.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -28,8 +27,10 @@ from airflow_provider_metronome.exceptions import (
     MetronomeRedirectError,
     MetronomeResponseError,
 )
+from tests.unit.client.raw_server import RawServer, read_request
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Iterator
 
 TOKEN = "tok_hostile_5e4d3c2b1a0f9e8d7c6b"
@@ -114,62 +115,34 @@ class LocalServer:
         self.httpd.server_close()
 
 
-class TrickleServer:
-    """A raw socket server: answers headers at once, then the body one byte every ``gap`` seconds.
+class TrickleServer(RawServer):
+    """Answers headers at once, then the body one byte every ``gap`` seconds.
 
     :param body: the body to send.
     :param gap: seconds between two bytes.
     """
 
     def __init__(self, body: bytes, gap: float) -> None:
+        super().__init__(self._trickle)
         self.body = body
         self.gap = gap
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.stopped = threading.Event()
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def _trickle(self, conn: socket.socket) -> None:
+        if not read_request(conn):
+            return
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n\r\n"
+        )
+        conn.sendall(head.encode())
+        for i in range(len(self.body)):
+            if self.stopped.wait(self.gap):
                 return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head = (
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(self.body)}\r\n\r\n"
-            )
-            try:
-                conn.sendall(head.encode())
-                for i in range(len(self.body)):
-                    if self.stopped.wait(self.gap):
-                        return
-                    conn.sendall(self.body[i : i + 1])
-            except OSError:  # the client gave up
-                return
-
-    def __enter__(self) -> TrickleServer:
-        self._thread.start()
-        return self
+            conn.sendall(self.body[i : i + 1])  # an OSError (the client gave up) ends the connection
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
-        self.sock.close()
+        super().__exit__(*exc)
 
 
 def _client(url: str, **kwargs: Any) -> MetronomeClient:

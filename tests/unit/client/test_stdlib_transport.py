@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_metronome.client import MetronomeClient
 from airflow_provider_metronome.client.stdlib_transport import StdlibTransport
+from tests.unit.client.raw_server import RawServer, http_answer, read_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -24,79 +25,11 @@ if TYPE_CHECKING:
 TIMEOUTS = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
 
 
-def _answer(body: bytes = b'{"ok":true}', *, status: str = "200 OK", extra: str = "") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-    ).encode() + body
-
-
-class RawServer:
-    """A TCP server on 127.0.0.1; ``handle(conn)`` serves one accepted connection."""
-
-    def __init__(self, handle: Callable[[socket.socket], None]) -> None:
-        self.handle = handle
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.in_flight = 0
-        self.most_in_flight = 0
-        self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> RawServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        try:
-            self.handle(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-
-def _read_request(conn: socket.socket) -> bytes:
-    """One request's head and body (Content-Length bodies only); b"" once the client closed."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return b""
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head
-
-
 def keep_alive(
     answer: bytes, *, server: list[RawServer], delay: float = 0.0
 ) -> Callable[[socket.socket], None]:
     def handle(conn: socket.socket) -> None:
-        while _read_request(conn):
+        while read_request(conn):
             with server[0].lock:
                 server[0].in_flight += 1
                 server[0].most_in_flight = max(server[0].most_in_flight, server[0].in_flight)
@@ -126,7 +59,7 @@ def _get(transport: StdlibTransport, url: str, path: str = "/v1/customers") -> h
 
 def test_one_connection_serves_one_request_after_another(transport: StdlibTransport) -> None:
     holder: list[RawServer] = []
-    with RawServer(keep_alive(_answer(), server=holder)) as server:
+    with RawServer(keep_alive(http_answer(), server=holder)) as server:
         holder.append(server)
         answers = [_get(transport, server.url) for _ in range(5)]
     assert [a.json() for a in answers] == [{"ok": True}] * 5
@@ -136,7 +69,7 @@ def test_one_connection_serves_one_request_after_another(transport: StdlibTransp
 def test_requests_in_flight_stay_within_max_connections() -> None:
     holder: list[RawServer] = []
     t = StdlibTransport(ssl.create_default_context(), httpx.Limits(max_connections=2))
-    with RawServer(keep_alive(_answer(), server=holder, delay=0.05)) as server:
+    with RawServer(keep_alive(http_answer(), server=holder, delay=0.05)) as server:
         holder.append(server)
         threads = [threading.Thread(target=_get, args=(t, server.url)) for _ in range(8)]
         for th in threads:
@@ -151,7 +84,7 @@ def test_requests_in_flight_stay_within_max_connections() -> None:
 def test_a_request_waits_no_longer_than_the_pool_timeout() -> None:
     holder: list[RawServer] = []
     t = StdlibTransport(ssl.create_default_context(), httpx.Limits(max_connections=1))
-    with RawServer(keep_alive(_answer(), server=holder, delay=1.0)) as server:
+    with RawServer(keep_alive(http_answer(), server=holder, delay=1.0)) as server:
         holder.append(server)
         busy = threading.Thread(target=_get, args=(t, server.url))
         busy.start()
@@ -165,8 +98,8 @@ def test_a_request_waits_no_longer_than_the_pool_timeout() -> None:
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused(transport: StdlibTransport) -> None:
     def handle(conn: socket.socket) -> None:
-        _read_request(conn)
-        conn.sendall(_answer())  # keep-alive promised, then closed anyway
+        read_request(conn)
+        conn.sendall(http_answer())  # keep-alive promised, then closed anyway
 
     with RawServer(handle) as server:
         first = _get(transport, server.url)
@@ -179,7 +112,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(transport: Stdl
 def test_an_idle_connection_past_the_keepalive_expiry_is_closed() -> None:
     holder: list[RawServer] = []
     t = StdlibTransport(ssl.create_default_context(), httpx.Limits(keepalive_expiry=0.05))
-    with RawServer(keep_alive(_answer(), server=holder)) as server:
+    with RawServer(keep_alive(http_answer(), server=holder)) as server:
         holder.append(server)
         _get(t, server.url)
         time.sleep(0.1)
@@ -190,7 +123,7 @@ def test_an_idle_connection_past_the_keepalive_expiry_is_closed() -> None:
 
 def test_an_answer_not_read_to_its_end_never_goes_back_to_the_pool(transport: StdlibTransport) -> None:
     holder: list[RawServer] = []
-    with RawServer(keep_alive(_answer(b"x" * 200_000), server=holder)) as server:
+    with RawServer(keep_alive(http_answer(b"x" * 200_000), server=holder)) as server:
         holder.append(server)
         request = httpx.Request("GET", f"{server.url}/", extensions={"timeout": TIMEOUTS})
         response = transport.handle_request(request)
@@ -209,7 +142,7 @@ def test_chunked_and_gzip_answers_are_decoded(transport: StdlibTransport) -> Non
     head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"
 
     def handle(conn: socket.socket) -> None:
-        while _read_request(conn):
+        while read_request(conn):
             conn.sendall(head + chunked)
 
     with RawServer(handle) as server:
@@ -226,7 +159,7 @@ def test_the_request_arrives_as_httpx_built_it(transport: StdlibTransport) -> No
         while not data.endswith(b'{"a":1}'):
             data += conn.recv(65536)
         seen.append(data)
-        conn.sendall(_answer())
+        conn.sendall(http_answer())
 
     with RawServer(handle) as server:
         request = httpx.Request(
@@ -264,7 +197,7 @@ def test_a_refused_connection_is_a_connect_error(transport: StdlibTransport) -> 
 
 def test_no_answer_within_the_read_timeout_is_a_read_timeout(transport: StdlibTransport) -> None:
     def handle(conn: socket.socket) -> None:
-        _read_request(conn)
+        read_request(conn)
         time.sleep(1.0)
 
     with RawServer(handle) as server:
@@ -275,7 +208,7 @@ def test_no_answer_within_the_read_timeout_is_a_read_timeout(transport: StdlibTr
 
 def test_a_server_that_hangs_up_without_answering_is_a_protocol_error(transport: StdlibTransport) -> None:
     def handle(conn: socket.socket) -> None:
-        _read_request(conn)
+        read_request(conn)
 
     with RawServer(handle) as server, pytest.raises(httpx.RemoteProtocolError, match="without sending"):
         _get(transport, server.url)
@@ -285,8 +218,8 @@ def test_a_body_cut_short_is_a_protocol_error_and_the_connection_is_dropped(
     transport: StdlibTransport,
 ) -> None:
     def handle(conn: socket.socket) -> None:
-        _read_request(conn)
-        conn.sendall(_answer(b'{"ok":true}')[:-4])
+        read_request(conn)
+        conn.sendall(http_answer(b'{"ok":true}')[:-4])
 
     with RawServer(handle) as server, pytest.raises(httpx.RemoteProtocolError, match="complete message body"):
         _get(transport, server.url)
@@ -295,7 +228,7 @@ def test_a_body_cut_short_is_a_protocol_error_and_the_connection_is_dropped(
 
 def test_garbage_instead_of_a_status_line_is_a_protocol_error(transport: StdlibTransport) -> None:
     def handle(conn: socket.socket) -> None:
-        _read_request(conn)
+        read_request(conn)
         conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
 
     with RawServer(handle) as server, pytest.raises(httpx.RemoteProtocolError):
@@ -330,8 +263,8 @@ def _tls_server(cert: Path, key: Path) -> RawServer:
 
     def handle(conn: socket.socket) -> None:
         with context.wrap_socket(conn, server_side=True) as tls:
-            while _read_request(tls):
-                tls.sendall(_answer())
+            while read_request(tls):
+                tls.sendall(http_answer())
 
     return RawServer(handle)
 
@@ -360,8 +293,8 @@ def test_the_sni_hostname_extension_names_the_server(certificate: tuple[Path, Pa
 
     def handle(conn: socket.socket) -> None:
         with context.wrap_socket(conn, server_side=True) as tls:
-            while _read_request(tls):
-                tls.sendall(_answer())
+            while read_request(tls):
+                tls.sendall(http_answer())
 
     t = StdlibTransport(ssl.create_default_context(cafile=str(cert)), httpx.Limits())
     with RawServer(handle) as server:

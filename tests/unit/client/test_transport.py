@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from typing import TYPE_CHECKING
 
 import httpx
@@ -14,8 +12,10 @@ from airflow_provider_metronome.client import MetronomeClient, RetryPolicy
 from airflow_provider_metronome.client.sdk import user_agent
 from airflow_provider_metronome.client.stdlib_transport import StdlibTransport
 from airflow_provider_metronome.exceptions import MetronomeConnectionError
+from tests.unit.client.raw_server import RawServer, http_answer, read_request
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Iterator
 
 BASE = "http://metronome.test"
@@ -83,38 +83,31 @@ def test_a_proxy_from_the_environment_is_used(
     monkeypatch: pytest.MonkeyPatch, variable: str, scheme: str, first_line: bytes
 ) -> None:
     seen: list[bytes] = []
-    proxy = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        conn, _ = proxy.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            seen.append(data.split(b"\r\n")[0])
-            if scheme == "http":
-                body = b'{"data":[],"next_page":null}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            else:
-                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    def serve(conn: socket.socket) -> None:
+        seen.append(read_request(conn).split(b"\r\n")[0])
+        if scheme == "http":
+            conn.sendall(http_answer(b'{"data":[],"next_page":null}'))
+        else:
+            conn.sendall(http_answer(b"", status="403 Forbidden"))
 
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         for spelled in (name, name.lower()):
             monkeypatch.delenv(spelled, raising=False)
-    monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.getsockname()[1]}")
-    client = MetronomeClient(f"{scheme}://metronome.test", TOKEN, retry=RetryPolicy(max_retries=0))
-    try:
-        http = client.transport.raw()._client
-        assert isinstance(http._transport, StdlibTransport), "direct connections: the provider's transport"
-        if scheme == "http":
-            assert client.list_customers() == []
-        else:
-            with pytest.raises(MetronomeConnectionError):
-                client.list_customers()
-    finally:
-        client.close()
-        proxy.close()
-    server.join(5)
+    with RawServer(serve) as proxy:
+        monkeypatch.setenv(variable, proxy.url)
+        client = MetronomeClient(f"{scheme}://metronome.test", TOKEN, retry=RetryPolicy(max_retries=0))
+        try:
+            http = client.transport.raw()._client
+            assert isinstance(http._transport, StdlibTransport), (
+                "direct connections: the provider's transport"
+            )
+            if scheme == "http":
+                assert client.list_customers() == []
+            else:
+                with pytest.raises(MetronomeConnectionError):
+                    client.list_customers()
+        finally:
+            client.close()
+    # (The proxy notes the request line before it answers.)
     assert seen == [first_line], "the request went to the proxy"
